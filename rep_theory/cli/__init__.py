@@ -1,0 +1,52 @@
+"""The ``rep-theory`` command: thin argument parsing over library calls (layer 9).
+
+Each submodule registers its subcommands with ``register(subparsers)``; a subcommand's handler
+takes the parsed ``argparse.Namespace`` and returns an exit status.  No logic lives here that a
+notebook could not reach by calling the library directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# Submodules that contribute subcommands, in the order --help lists them.
+_COMMAND_MODULES = ("groups_cmd", "train_cmd", "eval_cmd", "batch_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rep-theory",
+        description="Train networks on finite-group composition and measure which irreps they use.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in _COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"rep_theory.cli.{module_name}")
+        except ModuleNotFoundError as err:
+            if err.name == f"rep_theory.cli.{module_name}":
+                continue  # that command group is not part of this build
+            raise
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.handler(args) or 0)
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        print(f"rep-theory {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
