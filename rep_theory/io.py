@@ -1,0 +1,105 @@
+"""Atomic, checksummed file writes: the one place the package writes state to disk.
+
+Every file a run directory or the cache holds is written to a temporary file in the same folder,
+flushed and ``fsync``-ed, then renamed over the target, so a reader sees either the old file or the
+new one, never half of one (a Ctrl-C, SIGKILL or power loss included).
+
+Checked files (``save_checked`` / ``load_checked``) carry a sha256 of their payload in a small
+header, so a truncated or corrupted file is detected on load (:class:`CorruptFileError`) instead of
+giving a wrong result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "save_checked",
+           "load_checked", "CorruptFileError", "sha256_bytes", "sha256_file"]
+
+_MAGIC = b"REPTHEORY-CHECKED-1\n"
+
+
+class CorruptFileError(ValueError):
+    """A checked file whose header or checksum does not match its contents."""
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(chunk_size), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    try:  # make the rename itself durable
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError:
+        pass
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int = 4) -> Path:
+    return atomic_write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+def save_checked(path: str | os.PathLike, obj: Any) -> Path:
+    """``torch.save`` ``obj`` into a file whose header holds the payload's sha256; atomic."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    payload = buffer.getvalue()
+    header = _MAGIC + sha256_bytes(payload).encode("ascii") + b"\n"
+    return atomic_write_bytes(path, header + payload)
+
+
+def load_checked(path: str | os.PathLike, *, map_location: str | torch.device | None = "cpu") -> Any:
+    """Load a file written by :func:`save_checked`; :class:`CorruptFileError` if it does not verify."""
+    path = Path(path)
+    data = path.read_bytes()
+    if not data.startswith(_MAGIC):
+        raise CorruptFileError(f"{path}: not a checked file (missing header)")
+    rest = data[len(_MAGIC):]
+    newline = rest.find(b"\n")
+    if newline != 64:
+        raise CorruptFileError(f"{path}: malformed checksum header")
+    expected, payload = rest[:64].decode("ascii", "replace"), rest[65:]
+    actual = sha256_bytes(payload)
+    if actual != expected:
+        raise CorruptFileError(f"{path}: checksum mismatch (file truncated or corrupted)")
+    return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
