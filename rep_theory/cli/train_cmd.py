@@ -1,0 +1,67 @@
+"""``rep-theory new`` and ``rep-theory train``: thin wrappers over :mod:`rep_theory.train`.
+
+    rep-theory new RUN_DIR --group SPEC --model {MLP,T,B} --seed K [--epochs E] [--frac-train F]
+                   [--lr X] [--weight-decay X] [--embed-dim E] [--hidden-dim H]
+    rep-theory train RUN_DIR [RUN_DIR ...] [--device D]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rep_theory.config import MODEL_SHORT_NAMES, paper_defaults
+from rep_theory.train import DEFAULT_RESUME_EVERY_S, new_run, train_runs
+
+
+def register(subparsers) -> None:
+    new = subparsers.add_parser(
+        "new", help="create a run directory with cfg.json (the paper's hyperparameters by default)",
+        description="Create RUN_DIR/cfg.json with the paper's defaults for the group and model; "
+                    "refuses to overwrite a different existing cfg.json.")
+    new.add_argument("run_dir", metavar="RUN_DIR")
+    new.add_argument("--group", required=True, metavar="SPEC", help="group spec, e.g. S5, C113, D59, C4xC6")
+    new.add_argument("--model", required=True, choices=sorted(MODEL_SHORT_NAMES), help="MLP, T (transformer) or B (bilinear)")
+    new.add_argument("--seed", required=True, type=int, metavar="K")
+    new.add_argument("--epochs", type=int, metavar="E", help="number of full-batch epochs")
+    new.add_argument("--frac-train", type=float, metavar="F", help="fraction of pairs used for training")
+    new.add_argument("--lr", type=float, metavar="X")
+    new.add_argument("--weight-decay", type=float, metavar="X")
+    new.add_argument("--embed-dim", type=int, metavar="E")
+    new.add_argument("--hidden-dim", type=int, metavar="H")
+    new.set_defaults(handler=_new)
+
+    train = subparsers.add_parser(
+        "train", help="train or resume run directories (runs differing only in seed train as one batch)",
+        description="Train each RUN_DIR, or resume it from its newest resume state; finished runs are skipped.")
+    train.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    train.add_argument("--device", default=None, metavar="D",
+                       help="auto (CUDA when present, else CPU), cpu, cuda, cuda:K; default: each cfg's device")
+    train.add_argument("--resume-every", type=float, default=DEFAULT_RESUME_EVERY_S, metavar="SECONDS",
+                       help=f"seconds between resume states (default {DEFAULT_RESUME_EVERY_S:g})")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.set_defaults(handler=_train)
+
+
+def _new(args: argparse.Namespace) -> int:
+    overrides = {k: v for k, v in {
+        "num_epochs": args.epochs, "frac_train": args.frac_train, "lr": args.lr,
+        "weight_decay": args.weight_decay, "embed_dim": args.embed_dim, "hidden_dim": args.hidden_dim,
+    }.items() if v is not None}
+    cfg = paper_defaults(args.group, args.model, seed=args.seed, **overrides)
+    run_dir = new_run(args.run_dir, cfg)
+    print(f"{run_dir}/cfg.json: {cfg.run_name}, frac_train {cfg.frac_train}, {cfg.num_epochs} epochs")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    try:
+        trained = train_runs(args.run_dirs, device=args.device, progress=not args.no_progress,
+                             resume_every_s=args.resume_every)
+    except KeyboardInterrupt as stop:
+        detail = str(stop) or "stopped without saving the current epoch; run again to resume"
+        print(f"rep-theory train: interrupted: {detail}", file=sys.stderr)
+        return 130
+    skipped = len(set(args.run_dirs)) - len(trained)
+    print(f"trained {len(trained)} run(s)" + (f", {skipped} already finished" if skipped > 0 else ""))
+    return 0

@@ -1,0 +1,342 @@
+"""Run configuration: one frozen dataclass, the paper's ``cfg.json`` keys plus a few of ours.
+
+A paper ``cfg.json`` loads as is::
+
+    {"lr": 0.001, "num_epochs": 250000, "weight_decay": 1, "betas": [0.9, 0.98],
+     "layers": {"embed_dim": 256, "hidden_dim": 128}, "model": "OneLayerMLP",
+     "group": "SymmetricGroup", "group_parameter": 5, "frac_train": 0.4, "seed": 1}
+
+and :meth:`RunConfig.to_dict` writes those keys back with the same values (plus ``device``,
+``log_every``, ``paper_order`` and ``version``).  Groups are stored as a spec (``"S5"``, see
+:func:`rep_theory.groups.get_group`); the paper's families (``CyclicGroup``, ``DihedralGroup``,
+``SymmetricGroup``, ``AlternatingGroup`` with ``group_parameter``) are read and written in the
+paper's form, any other group as ``"group": "<spec>"``.  Models: ``"OneLayerMLP"``,
+``"Transformer"``, ``"BilinearNet"`` (short forms ``"MLP"``, ``"T"``, ``"B"`` accepted).
+
+Validation happens in ``__post_init__`` (no seeding, logging, I/O or device probing): every error
+names the field, the value and what was expected.
+
+>>> cfg = paper_defaults("S5", "MLP", seed=3)
+>>> cfg.spec, cfg.model, cfg.frac_train, cfg.num_epochs, cfg.run_name
+('S5', 'OneLayerMLP', 0.4, 250000, 'S5_MLP_seed3')
+>>> RunConfig.from_dict(cfg.to_dict()) == cfg
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from rep_theory import __version__
+
+__all__ = ["RunConfig", "paper_defaults", "MODEL_NAMES", "MODEL_SHORT_NAMES", "PAPER_GROUP_FAMILIES",
+           "PAPER_GRID"]
+
+MODEL_NAMES = ("OneLayerMLP", "Transformer", "BilinearNet")
+"""Canonical model names (the paper's class names)."""
+
+MODEL_SHORT_NAMES = {"MLP": "OneLayerMLP", "T": "Transformer", "B": "BilinearNet"}
+"""Short name (run directories, CLI) -> canonical model name."""
+
+_MODEL_TO_SHORT = {v: k for k, v in MODEL_SHORT_NAMES.items()}
+
+PAPER_GROUP_FAMILIES = {"CyclicGroup": "C", "DihedralGroup": "D", "SymmetricGroup": "S",
+                        "AlternatingGroup": "A"}
+"""The paper's ``cfg.json`` group names -> spec family prefix (``group_parameter`` is the n)."""
+
+_FAMILY_TO_PAPER = {v: k for k, v in PAPER_GROUP_FAMILIES.items()}
+_PAPER_SPEC_RE = re.compile(r"^([CDSA])(\d+)$")
+
+PAPER_GRID: dict[tuple[str, str], tuple[float, int]] = {
+    ("C113", "OneLayerMLP"): (0.3, 250_000), ("C113", "Transformer"): (0.3, 50_000),
+    ("C118", "OneLayerMLP"): (0.3, 250_000), ("C118", "Transformer"): (0.3, 50_000),
+    ("D59", "OneLayerMLP"): (0.3, 250_000), ("D59", "Transformer"): (0.3, 100_000),
+    ("D61", "OneLayerMLP"): (0.3, 250_000), ("D61", "Transformer"): (0.3, 100_000),
+    ("S5", "OneLayerMLP"): (0.4, 250_000), ("S5", "Transformer"): (0.6, 50_000),
+    ("S6", "OneLayerMLP"): (0.25, 250_000), ("S6", "Transformer"): (0.4, 20_000),
+    ("A5", "OneLayerMLP"): (0.5, 250_000), ("A5", "Transformer"): (0.6, 250_000),
+    # BilinearNet: the fractions of the paper's (unused) batch configs.
+    ("S5", "BilinearNet"): (0.5, 250_000), ("S6", "BilinearNet"): (0.3, 250_000),
+    ("C113", "BilinearNet"): (0.3, 250_000), ("C118", "BilinearNet"): (0.3, 250_000),
+    ("D59", "BilinearNet"): (0.3, 250_000), ("D61", "BilinearNet"): (0.3, 250_000),
+    ("A5", "BilinearNet"): (0.5, 250_000),
+}
+"""``(spec, model) -> (frac_train, num_epochs)`` of the paper's training grid (DESIGN.md)."""
+
+_DEFAULT_FRAC = {"OneLayerMLP": 0.4, "Transformer": 0.4, "BilinearNet": 0.4}
+_DEFAULT_EPOCHS = {"OneLayerMLP": 250_000, "Transformer": 50_000, "BilinearNet": 250_000}
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that defines one training run (one seed of one model on one group).
+
+    Attributes
+    ----------
+    group : str
+        Group spec (``"S5"``, ``"C113"``, ``"C4xC6"``; see :func:`rep_theory.groups.get_group`).
+        The paper's form ``group="SymmetricGroup", group_parameter=5`` is accepted and folded
+        into the spec.
+    model : str
+        ``"OneLayerMLP"`` | ``"Transformer"`` | ``"BilinearNet"`` (``"MLP"``, ``"T"``, ``"B"`` accepted).
+    seed : int
+        Seeds both the train/test split and the initialisation (each with its own generator,
+        exactly as the paper's ``torch.manual_seed(seed)`` did).
+    frac_train : float
+        Fraction of the ``n^2`` pairs used for training, in (0, 1); the split keeps the first
+        ``int(frac_train * n * n)`` pairs of a seeded permutation.
+    num_epochs : int
+        Number of full-batch optimizer steps (>= 1).
+    lr : float
+        AdamW learning rate (> 0).
+    weight_decay : float
+        AdamW (decoupled) weight decay (>= 0).
+    betas : tuple of two floats
+        AdamW betas, each in [0, 1).
+    embed_dim : int
+        MLP / bilinear embedding width (``layers.embed_dim`` in cfg.json; unused by the Transformer,
+        whose widths are fixed at the paper's d_model 128, 4 heads of 32, d_mlp 512).
+    hidden_dim : int
+        MLP hidden width (``layers.hidden_dim`` in cfg.json; unused by Transformer and BilinearNet).
+    group_parameter : int or None
+        Only for the paper's form of ``group``; always ``None`` after construction.
+    device : str
+        ``"auto"`` (CUDA when present, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:<k>"`` or ``"mps"``.
+    log_every : int
+        Train/test loss and accuracy are computed and logged every this many epochs (>= 1).
+    paper_order : bool
+        Draw the split and the initialisation over the paper's element order (only matters for
+        S5, S6, A5: with it, seed k trains the paper's run k; see :mod:`rep_theory.paper_order`).
+    version : str
+        Version of rep-theory that wrote the config.
+    """
+
+    group: str
+    model: str
+    seed: int = 1
+    frac_train: float = 0.4
+    num_epochs: int = 250_000
+    lr: float = 1e-3
+    weight_decay: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.98)
+    embed_dim: int = 256
+    hidden_dim: int = 128
+    group_parameter: int | None = None
+    device: str = "auto"
+    log_every: int = 100
+    paper_order: bool = True
+    version: str = field(default=__version__, compare=False)
+
+    def __post_init__(self) -> None:
+        set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
+        set_("group", _normalise_group(self.group, self.group_parameter))
+        set_("group_parameter", None)
+        set_("model", _normalise_model(self.model))
+        set_("seed", _check_int("seed", self.seed, low=0))
+        set_("num_epochs", _check_int("num_epochs", self.num_epochs, low=1))
+        set_("embed_dim", _check_int("embed_dim (layers.embed_dim)", self.embed_dim, low=1))
+        set_("hidden_dim", _check_int("hidden_dim (layers.hidden_dim)", self.hidden_dim, low=1))
+        set_("log_every", _check_int("log_every", self.log_every, low=1))
+        frac = _check_float("frac_train", self.frac_train)
+        if not 0.0 < frac < 1.0:
+            raise ValueError(f"frac_train must lie in (0, 1), got frac_train={self.frac_train!r}")
+        set_("frac_train", frac)
+        lr = _check_float("lr", self.lr)
+        if not lr > 0:
+            raise ValueError(f"lr must be > 0, got lr={self.lr!r}")
+        set_("lr", lr)
+        wd = _check_float("weight_decay", self.weight_decay)
+        if not wd >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got weight_decay={self.weight_decay!r}")
+        set_("weight_decay", wd)
+        betas = self.betas
+        if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
+            raise ValueError(f"betas must be a pair of floats, got betas={betas!r}")
+        betas = tuple(_check_float("betas", b) for b in betas)
+        if not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas must each lie in [0, 1), got betas={self.betas!r}")
+        set_("betas", betas)
+        if not isinstance(self.device, str) or not _DEVICE_RE.match(self.device):
+            raise ValueError(f"device must be 'auto', 'cpu', 'cuda', 'cuda:<k>' or 'mps', got device={self.device!r}")
+        if not isinstance(self.paper_order, bool):
+            raise TypeError(f"paper_order must be a bool, got paper_order={self.paper_order!r}")
+        if not isinstance(self.version, str):
+            raise TypeError(f"version must be a string, got version={self.version!r}")
+        n = _group_order(self.group)
+        if int(frac * n * n) < 1 or int(frac * n * n) >= n * n:
+            raise ValueError(f"frac_train={frac} leaves an empty train or test set for group {self.group} "
+                             f"({n * n} pairs)")
+
+    # --- derived values -----------------------------------------------------------------------
+    @property
+    def spec(self) -> str:
+        """The group spec, e.g. ``"S5"``."""
+        return self.group
+
+    @property
+    def model_short(self) -> str:
+        """``"MLP"`` | ``"T"`` | ``"B"``."""
+        return _MODEL_TO_SHORT[self.model]
+
+    @property
+    def layers(self) -> dict[str, int]:
+        """The paper's ``layers`` entry: ``{"embed_dim": ..., "hidden_dim": ...}``."""
+        return {"embed_dim": self.embed_dim, "hidden_dim": self.hidden_dim}
+
+    @property
+    def run_name(self) -> str:
+        """The paper's run directory name, e.g. ``"S5_MLP_seed1"``."""
+        return f"{self.spec}_{self.model_short}_seed{self.seed}"
+
+    def replace(self, **changes) -> "RunConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def batch_key(self) -> tuple:
+        """Runs with equal keys differ only in seed (and version) and can train in one batch."""
+        d = self.to_dict()
+        for k in ("seed", "version"):
+            d.pop(k)
+        d["layers"] = tuple(sorted(d["layers"].items()))
+        return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
+
+    # --- cfg.json -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The ``cfg.json`` dict: the paper's keys (paper group form where it has one) plus ours."""
+        d: dict[str, Any] = {
+            "lr": self.lr,
+            "num_epochs": self.num_epochs,
+            "weight_decay": self.weight_decay,
+            "betas": list(self.betas),
+            "layers": self.layers,
+            "model": self.model,
+        }
+        m = _PAPER_SPEC_RE.match(self.group)
+        if m:
+            d["group"] = _FAMILY_TO_PAPER[m.group(1)]
+            d["group_parameter"] = int(m.group(2))
+        else:
+            d["group"] = self.group
+        d.update(frac_train=self.frac_train, seed=self.seed, device=self.device,
+                 log_every=self.log_every, paper_order=self.paper_order, version=self.version)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RunConfig":
+        """Build from a ``cfg.json`` dict (the paper's or ours); unknown keys are an error naming them."""
+        if not isinstance(d, Mapping):
+            raise TypeError(f"a run config must be a mapping, got {type(d).__name__}")
+        known = {"lr", "num_epochs", "weight_decay", "betas", "layers", "model", "group",
+                 "group_parameter", "frac_train", "seed", "device", "log_every", "paper_order",
+                 "version", "embed_dim", "hidden_dim"}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown key(s) in run config: {unknown}; known keys: {sorted(known)}")
+        for required in ("group", "model"):
+            if required not in d:
+                raise ValueError(f"run config is missing the key {required!r}")
+        kwargs = {k: v for k, v in d.items() if k not in ("layers",)}
+        layers = d.get("layers")
+        if layers is not None:
+            if not isinstance(layers, Mapping):
+                raise ValueError(f"layers must be a mapping with embed_dim and hidden_dim, got layers={layers!r}")
+            extra = sorted(set(layers) - {"embed_dim", "hidden_dim"})
+            if extra:
+                raise ValueError(f"unknown key(s) in layers: {extra}; known: ['embed_dim', 'hidden_dim']")
+            for k, v in layers.items():
+                if k in kwargs and kwargs[k] != v:
+                    raise ValueError(f"{k} given twice with different values: {kwargs[k]!r} and layers.{k}={v!r}")
+                kwargs[k] = v
+        if "betas" in kwargs and isinstance(kwargs["betas"], list):
+            kwargs["betas"] = tuple(kwargs["betas"])
+        return cls(**kwargs)
+
+
+def paper_defaults(spec: str, model: str, *, seed: int = 1, **overrides) -> RunConfig:
+    """The paper's hyperparameters for ``(spec, model)`` (DESIGN.md grid), with ``overrides``.
+
+    Shared: AdamW lr 1e-3, weight decay 1, betas (0.9, 0.98), embed 256, hidden 128.  Groups
+    outside the paper's grid get frac_train 0.4 and 250k epochs (MLP, bilinear) or 50k (Transformer).
+
+    >>> paper_defaults("D59", "T").num_epochs
+    100000
+    >>> paper_defaults("C4xC6", "MLP", num_epochs=1000).frac_train
+    0.4
+    """
+    from rep_theory.groups import get_group
+
+    model = _normalise_model(model)
+    canonical = get_group(spec).name
+    frac, epochs = PAPER_GRID.get((canonical, model), (_DEFAULT_FRAC[model], _DEFAULT_EPOCHS[model]))
+    base = dict(group=canonical, model=model, seed=seed, frac_train=frac, num_epochs=epochs, lr=1e-3,
+                weight_decay=1.0, betas=(0.9, 0.98), embed_dim=256, hidden_dim=128)
+    unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(RunConfig)})
+    if unknown:
+        raise ValueError(f"unknown RunConfig field(s) in overrides: {unknown}")
+    base.update(overrides)
+    return RunConfig(**base)
+
+
+# --- validation helpers ---------------------------------------------------------------------------
+def _normalise_group(group: Any, parameter: Any) -> str:
+    from rep_theory.groups import get_group
+
+    if not isinstance(group, str):
+        raise TypeError(f"group must be a string (a spec such as 'S5' or a paper name such as "
+                        f"'SymmetricGroup'), got group={group!r}")
+    if group in PAPER_GROUP_FAMILIES:
+        if parameter is None or isinstance(parameter, bool) or not isinstance(parameter, int):
+            raise ValueError(f"group={group!r} needs an integer group_parameter, got group_parameter={parameter!r}")
+        spec = f"{PAPER_GROUP_FAMILIES[group]}{parameter}"
+    else:
+        if parameter is not None:
+            raise ValueError(f"group_parameter is only used with the paper's group names "
+                             f"{sorted(PAPER_GROUP_FAMILIES)}; got group={group!r} with group_parameter={parameter!r}")
+        spec = group
+    try:
+        return get_group(spec).name
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"unknown group: group={group!r}"
+                         f"{'' if parameter is None else f', group_parameter={parameter!r}'} ({err}); the paper's "
+                         f"names {sorted(PAPER_GROUP_FAMILIES)} with a group_parameter are accepted too") from None
+
+
+def _group_order(spec: str) -> int:
+    from rep_theory.groups import get_group
+    return get_group(spec).order
+
+
+def _normalise_model(model: Any) -> str:
+    if isinstance(model, str):
+        if model in MODEL_NAMES:
+            return model
+        if model in MODEL_SHORT_NAMES:
+            return MODEL_SHORT_NAMES[model]
+    raise ValueError(f"unknown model: model={model!r}; expected one of {list(MODEL_NAMES)} "
+                     f"or their short forms {list(MODEL_SHORT_NAMES)}")
+
+
+def _check_int(name: str, value: Any, *, low: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        else:
+            raise TypeError(f"{name} must be an integer, got {name}={value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be >= {low}, got {name}={value!r}")
+    return int(value)
+
+
+def _check_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {name}={value!r}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {name}={value!r}")
+    return value

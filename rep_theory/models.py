@@ -1,0 +1,672 @@
+"""The paper's three architectures, single-seed and seed-batched (layer 4).
+
+Conventions:
+
+* Inputs are two LongTensors ``a, b`` of element indices (``[batch]``; batched models: ``[seed,
+  batch]``); outputs are logits over the ``n`` group elements for ``a * b``.
+* Weights are stored ``W [d_in, d_out]`` and applied ``x @ W``; parameter names (state-dict keys)
+  are the paper's, so its ``model.pt`` files load as they are.
+* Initialisation is the paper's for the same seed, drawn from a local CPU generator seeded with
+  ``seed`` (bit-identical to the paper's ``torch.manual_seed(seed)`` followed by the same draws,
+  checked in the tests; the global RNG is untouched).  ``element_perm`` (``[n]``,
+  ``element_perm[i]`` = package index of the init's element ``i``) draws the element-indexed rows
+  in another element order, e.g. the paper's order for S5 (see :mod:`rep_theory.paper_order`).
+
+Models
+------
+``OneLayerMLP(n, embed_dim, hidden_dim)``: ``W_x, W_y [n, embed]``, ``W [2 embed, hidden]``,
+``W_U [hidden, n]``; ``logits = relu(cat(W_x[a], W_y[b]) @ W) @ W_U``, no biases.  Init:
+``randn`` for ``W_x``, ``W_y`` (/ sqrt(embed)), ``W`` (/ sqrt(2 embed)), ``W_U`` (/ sqrt(hidden)).
+Hook points ``embed_stack`` ``[batch, 2 embed]`` and ``hidden`` ``[batch, hidden]`` (post-ReLU).
+
+``Transformer(n, d_model=128, n_heads=4, d_head=32, d_mlp=512)``: one TransformerLens-style
+block (attention then MLP, ReLU, no LayerNorm), tokens ``(a, b, "=")`` with ``"=" = n``, logits
+read at the last position over the ``n`` elements.  Parameter names and shapes as TransformerLens
+(``embed.W_E [n+1, d_model]``, ``pos_embed.W_pos [3, d_model]``, ``blocks.0.attn.W_Q [head,
+d_model, d_head]``, ..., ``unembed.W_U [d_model, n]``); biases exist but are zero and frozen
+(``requires_grad=False``).  Causal attention scaled by ``1/sqrt(d_head)``, masked scores set to
+``-1e5`` as TransformerLens did.  Init (TransformerLens ``init_weights`` for this config): every
+``W_*`` parameter, in ``named_parameters`` order, ``normal(0, 0.8 / sqrt(d_model))``.
+Hook points as TransformerLens: ``hook_embed``, ``hook_pos_embed``, ``blocks.0.hook_resid_pre``,
+``blocks.0.attn.hook_{q,k,v,attn_scores,pattern,z}``, ``blocks.0.hook_attn_out``,
+``blocks.0.hook_resid_mid``, ``blocks.0.mlp.hook_{pre,post}``, ``blocks.0.hook_mlp_out``,
+``blocks.0.hook_resid_post``.
+
+``BilinearNet(n, embed_dim)``: ``logits = (W_x[a] * W_y[b]) @ W_U``, ``W_U [embed, n]``, all
+/ sqrt(embed); hook point ``hidden``.
+
+Every single-seed model offers what the metrics read: ``n``, ``hidden_hook_name``,
+``embedding_left()`` / ``embedding_right()`` ``[n, hidden]``, ``unembedding()`` ``[n, hidden]``,
+``hidden_all_pairs()`` ``[pair, hidden]``, ``logits_all_pairs()`` ``[pair, n]`` and
+``logits_from_hidden(hidden, pairs)`` (see :class:`GroupModel`).
+
+Seed-batched forms (``BatchedOneLayerMLP`` ...) stack each parameter over a leading ``seed`` axis;
+seed ``i`` is initialised exactly as the single model with ``seeds[i]``.  Their forward passes
+use exact reparametrisations for speed (same function and gradients up to float rounding): the
+MLP gathers rows of ``W_x @ W[:embed]`` instead of multiplying the concatenated embeddings, and
+the Transformer evaluates only the last position, from per-element key, value and score tables.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator, Sequence
+
+import einops
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from rep_theory.hooks import HookedRootModule, HookPoint
+
+__all__ = ["GroupModel", "OneLayerMLP", "Transformer", "BilinearNet", "BatchedModel",
+           "BatchedOneLayerMLP", "BatchedTransformer", "BatchedBilinearNet", "make_model",
+           "make_batched_model", "SINGLE_MODELS", "BATCHED_MODELS", "IGNORED_PAPER_KEYS"]
+
+IGNORED_PAPER_KEYS = ("x_embed", "y_embed", "blocks.0.attn.mask", "blocks.0.attn.IGNORE")
+"""Extra keys in the paper's transformer state dicts (aliases of ``W_E`` and fixed buffers), dropped on load."""
+
+_ATTN_IGNORE = -1e5
+_DEFAULT_CHUNK_ELEMENTS = 1 << 24  # floats per chunk of an all-pairs computation
+
+
+def _generator(seed: int) -> torch.Generator:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got seed={seed!r}")
+    g = torch.Generator(device="cpu")
+    g.manual_seed(seed)
+    return g
+
+
+def _check_element_perm(element_perm, n: int) -> torch.Tensor | None:
+    if element_perm is None:
+        return None
+    perm = torch.as_tensor(element_perm, dtype=torch.long).cpu()
+    if perm.shape != (n,) or not torch.equal(torch.sort(perm).values, torch.arange(n)):
+        raise ValueError(f"element_perm must be a permutation of 0..{n - 1} of shape [{n}], got shape {tuple(perm.shape)}")
+    return perm
+
+
+def _reorder_rows(w: torch.Tensor, perm: torch.Tensor | None) -> torch.Tensor:
+    """Rows drawn in the init's element order -> package order: ``out[perm[i]] = w[i]``."""
+    if perm is None:
+        return w
+    out = torch.empty_like(w)
+    out[perm] = w
+    return out
+
+
+def _check_int(name: str, value, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
+    return value
+
+
+# =================================================================================================
+# Single-seed models
+# =================================================================================================
+class GroupModel(HookedRootModule):
+    """Base class of the single-seed models: the interface the metrics rely on.
+
+    Subclasses define ``forward(a, b) -> [batch, n]``, ``hidden_hook_name``, the embedding and
+    unembedding views and :meth:`logits_from_hidden`.
+    """
+
+    n: int
+    hidden_hook_name: str
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def embedding_left(self) -> torch.Tensor:
+        """``[n, hidden]``: the total embedding of the left input in the hidden layer's space."""
+        raise NotImplementedError
+
+    def embedding_right(self) -> torch.Tensor:
+        """``[n, hidden]``: the same for the right input."""
+        raise NotImplementedError
+
+    def unembedding(self) -> torch.Tensor:
+        """``[n, hidden]``: the map from the hidden layer to the logits, transposed."""
+        raise NotImplementedError
+
+    def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        """``[n_pairs, n]``: the logits when the hidden layer of ``pairs`` is replaced by ``hidden``.
+
+        ``hidden`` is ``[n_pairs, hidden]``; ``pairs`` a LongTensor ``[n_pairs]`` of pair indices
+        ``a*n + b`` (the MLP and bilinear logits do not depend on it).
+        """
+        raise NotImplementedError
+
+    def _chunks(self, width: int, chunk_size: int | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        n = self.n
+        if chunk_size is None:
+            chunk_size = max(1, _DEFAULT_CHUNK_ELEMENTS // max(width, 1))
+        pairs = torch.arange(n * n, device=self.device)
+        for start in range(0, n * n, chunk_size):
+            p = pairs[start:start + chunk_size]
+            yield p // n, p % n
+
+    @torch.no_grad()
+    def hidden_all_pairs(self, chunk_size: int | None = None) -> torch.Tensor:
+        """``[pair, hidden]``: the hidden layer (hook ``hidden_hook_name``) on all pairs, row-major."""
+        name = self.hidden_hook_name
+        out = []
+        for a, b in self._chunks(self._widest(), chunk_size):
+            _, cache = self.run_with_cache(a, b, names_filter=name)
+            h = cache[name]
+            out.append(h[:, -1] if h.ndim == 3 else h)  # transformer: last position
+        return torch.cat(out)
+
+    @torch.no_grad()
+    def logits_all_pairs(self, chunk_size: int | None = None) -> torch.Tensor:
+        """``[pair, n]``: the logits on all pairs, row-major."""
+        return torch.cat([self(a, b) for a, b in self._chunks(self._widest(), chunk_size)])
+
+    def _widest(self) -> int:
+        return max(max(p.shape) for p in self.parameters())
+
+
+class OneLayerMLP(GroupModel):
+    """The paper's one-hidden-layer MLP (see the module docstring)."""
+
+    hidden_hook_name = "hidden"
+
+    def __init__(self, n: int, embed_dim: int = 256, hidden_dim: int = 128, *, seed: int = 0,
+                 element_perm: torch.Tensor | None = None):
+        super().__init__()
+        self.n = _check_int("n", n)
+        self.embed_dim = _check_int("embed_dim", embed_dim)
+        self.hidden_dim = _check_int("hidden_dim", hidden_dim)
+        perm = _check_element_perm(element_perm, n)
+        g = _generator(seed)
+        e, h = embed_dim, hidden_dim
+        W_x = torch.randn(n, e, generator=g) / math.sqrt(e)
+        W_y = torch.randn(n, e, generator=g) / math.sqrt(e)
+        W = torch.randn(2 * e, h, generator=g) / math.sqrt(2 * e)
+        W_U = torch.randn(h, n, generator=g) / math.sqrt(h)
+        self.W_x = nn.Parameter(_reorder_rows(W_x, perm))                  # [n, embed]
+        self.W_y = nn.Parameter(_reorder_rows(W_y, perm))                  # [n, embed]
+        self.W = nn.Parameter(W)                                           # [2 embed, hidden]
+        self.W_U = nn.Parameter(_reorder_rows(W_U.T, perm).T.contiguous())  # [hidden, n]
+        self.embed_stack = HookPoint()  # [batch, 2 embed]
+        self.hidden = HookPoint()       # [batch, hidden], post-ReLU
+        self.setup()
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``[batch, n]`` logits for LongTensors ``a, b`` ``[batch]``."""
+        stack = self.embed_stack(torch.cat([self.W_x[a], self.W_y[b]], dim=-1))
+        hidden = self.hidden(F.relu(stack @ self.W))
+        return hidden @ self.W_U
+
+    def embedding_left(self) -> torch.Tensor:
+        return self.W_x @ self.W[:self.embed_dim]
+
+    def embedding_right(self) -> torch.Tensor:
+        return self.W_y @ self.W[self.embed_dim:]
+
+    def unembedding(self) -> torch.Tensor:
+        return self.W_U.T
+
+    def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.W_U
+
+
+class BilinearNet(GroupModel):
+    """The paper's bilinear network: ``logits = (W_x[a] * W_y[b]) @ W_U``."""
+
+    hidden_hook_name = "hidden"
+
+    def __init__(self, n: int, embed_dim: int = 256, *, seed: int = 0,
+                 element_perm: torch.Tensor | None = None):
+        super().__init__()
+        self.n = _check_int("n", n)
+        self.embed_dim = _check_int("embed_dim", embed_dim)
+        perm = _check_element_perm(element_perm, n)
+        g = _generator(seed)
+        e = embed_dim
+        W_x = torch.randn(n, e, generator=g) / math.sqrt(e)
+        W_y = torch.randn(n, e, generator=g) / math.sqrt(e)
+        W_U = torch.randn(e, n, generator=g) / math.sqrt(e)
+        self.W_x = nn.Parameter(_reorder_rows(W_x, perm))                  # [n, embed]
+        self.W_y = nn.Parameter(_reorder_rows(W_y, perm))                  # [n, embed]
+        self.W_U = nn.Parameter(_reorder_rows(W_U.T, perm).T.contiguous())  # [embed, n]
+        self.hidden = HookPoint()  # [batch, embed]
+        self.setup()
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.hidden(self.W_x[a] * self.W_y[b]) @ self.W_U
+
+    def embedding_left(self) -> torch.Tensor:
+        return self.W_x
+
+    def embedding_right(self) -> torch.Tensor:
+        return self.W_y
+
+    def unembedding(self) -> torch.Tensor:
+        return self.W_U.T
+
+    def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.W_U
+
+
+# --- transformer components (TransformerLens names) -------------------------------------------------
+class _Embed(nn.Module):
+    def __init__(self, d_vocab: int, d_model: int):
+        super().__init__()
+        self.W_E = nn.Parameter(torch.zeros(d_vocab, d_model))  # [d_vocab, d_model]
+
+
+class _PosEmbed(nn.Module):
+    def __init__(self, n_ctx: int, d_model: int):
+        super().__init__()
+        self.W_pos = nn.Parameter(torch.zeros(n_ctx, d_model))  # [pos, d_model]
+
+
+class _Attention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, d_head: int, n_ctx: int):
+        super().__init__()
+        # Registration order matters: it is the init order (W_Q, W_K, W_V, W_O, then biases).
+        self.W_Q = nn.Parameter(torch.zeros(n_heads, d_model, d_head))
+        self.W_K = nn.Parameter(torch.zeros(n_heads, d_model, d_head))
+        self.W_V = nn.Parameter(torch.zeros(n_heads, d_model, d_head))
+        self.W_O = nn.Parameter(torch.zeros(n_heads, d_head, d_model))
+        self.b_Q = nn.Parameter(torch.zeros(n_heads, d_head), requires_grad=False)
+        self.b_K = nn.Parameter(torch.zeros(n_heads, d_head), requires_grad=False)
+        self.b_V = nn.Parameter(torch.zeros(n_heads, d_head), requires_grad=False)
+        self.b_O = nn.Parameter(torch.zeros(d_model), requires_grad=False)
+        self.register_buffer("mask", torch.tril(torch.ones(n_ctx, n_ctx, dtype=torch.bool)), persistent=False)
+        self.scale = 1.0 / math.sqrt(d_head)
+        self.hook_q = HookPoint()            # [batch, pos, head, d_head]
+        self.hook_k = HookPoint()            # [batch, pos, head, d_head]
+        self.hook_v = HookPoint()            # [batch, pos, head, d_head]
+        self.hook_attn_scores = HookPoint()  # [batch, head, query_pos, key_pos]
+        self.hook_pattern = HookPoint()      # [batch, head, query_pos, key_pos]
+        self.hook_z = HookPoint()            # [batch, pos, head, d_head]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q = self.hook_q(einops.einsum(x, self.W_Q, "batch pos d_model, head d_model d_head -> batch pos head d_head") + self.b_Q)
+        k = self.hook_k(einops.einsum(x, self.W_K, "batch pos d_model, head d_model d_head -> batch pos head d_head") + self.b_K)
+        v = self.hook_v(einops.einsum(x, self.W_V, "batch pos d_model, head d_model d_head -> batch pos head d_head") + self.b_V)
+        scores = einops.einsum(q, k, "batch q_pos head d_head, batch k_pos head d_head -> batch head q_pos k_pos") * self.scale
+        n_pos = x.shape[1]
+        scores = torch.where(self.mask[:n_pos, :n_pos], scores, torch.full_like(scores, _ATTN_IGNORE))
+        pattern = self.hook_pattern(torch.softmax(self.hook_attn_scores(scores), dim=-1))
+        z = self.hook_z(einops.einsum(v, pattern, "batch k_pos head d_head, batch head q_pos k_pos -> batch q_pos head d_head"))
+        return einops.einsum(z, self.W_O, "batch pos head d_head, head d_head d_model -> batch pos d_model") + self.b_O
+
+
+class _MLP(nn.Module):
+    def __init__(self, d_model: int, d_mlp: int):
+        super().__init__()
+        self.W_in = nn.Parameter(torch.zeros(d_model, d_mlp))
+        self.b_in = nn.Parameter(torch.zeros(d_mlp), requires_grad=False)
+        self.W_out = nn.Parameter(torch.zeros(d_mlp, d_model))
+        self.b_out = nn.Parameter(torch.zeros(d_model), requires_grad=False)
+        self.hook_pre = HookPoint()   # [batch, pos, d_mlp]
+        self.hook_post = HookPoint()  # [batch, pos, d_mlp]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pre = self.hook_pre(x @ self.W_in + self.b_in)
+        post = self.hook_post(F.relu(pre))
+        return post @ self.W_out + self.b_out
+
+
+class _Block(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, d_head: int, d_mlp: int, n_ctx: int):
+        super().__init__()
+        self.attn = _Attention(d_model, n_heads, d_head, n_ctx)
+        self.mlp = _MLP(d_model, d_mlp)
+        self.hook_resid_pre = HookPoint()   # [batch, pos, d_model]
+        self.hook_attn_out = HookPoint()    # [batch, pos, d_model]
+        self.hook_resid_mid = HookPoint()   # [batch, pos, d_model]
+        self.hook_mlp_out = HookPoint()     # [batch, pos, d_model]
+        self.hook_resid_post = HookPoint()  # [batch, pos, d_model]
+
+    def forward(self, resid: torch.Tensor) -> torch.Tensor:
+        resid = self.hook_resid_pre(resid)
+        resid_mid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(resid)))
+        return self.hook_resid_post(resid_mid + self.hook_mlp_out(self.mlp(resid_mid)))
+
+
+class _Unembed(nn.Module):
+    def __init__(self, d_model: int, d_vocab_out: int):
+        super().__init__()
+        self.W_U = nn.Parameter(torch.zeros(d_model, d_vocab_out))
+        self.b_U = nn.Parameter(torch.zeros(d_vocab_out), requires_grad=False)
+
+
+class Transformer(GroupModel):
+    """The paper's one-layer transformer (TransformerLens layout; see the module docstring)."""
+
+    hidden_hook_name = "blocks.0.mlp.hook_post"
+    n_ctx = 3
+
+    def __init__(self, n: int, d_model: int = 128, n_heads: int = 4, d_head: int = 32, d_mlp: int = 512,
+                 *, seed: int = 0, element_perm: torch.Tensor | None = None):
+        super().__init__()
+        self.n = _check_int("n", n)
+        self.d_model = _check_int("d_model", d_model)
+        self.n_heads = _check_int("n_heads", n_heads)
+        self.d_head = _check_int("d_head", d_head)
+        self.d_mlp = _check_int("d_mlp", d_mlp)
+        self.init_range = 0.8 / math.sqrt(d_model)
+        self.embed = _Embed(n + 1, d_model)
+        self.hook_embed = HookPoint()      # [batch, pos, d_model]
+        self.pos_embed = _PosEmbed(self.n_ctx, d_model)
+        self.hook_pos_embed = HookPoint()  # [batch, pos, d_model]
+        self.blocks = nn.ModuleList([_Block(d_model, n_heads, d_head, d_mlp, self.n_ctx)])
+        self.unembed = _Unembed(d_model, n)
+        perm = _check_element_perm(element_perm, n)
+        g = _generator(seed)
+        with torch.no_grad():
+            for name, param in self.named_parameters():
+                if "W_" in name:
+                    param.normal_(0.0, self.init_range, generator=g)
+            if perm is not None:
+                self.embed.W_E[:n] = _reorder_rows(self.embed.W_E[:n].clone(), perm)
+                self.unembed.W_U.copy_(_reorder_rows(self.unembed.W_U.T.clone(), perm).T)
+        self.setup()
+
+    def tokens(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``[batch, 3]`` token sequences ``(a, b, n)``."""
+        return torch.stack([a, b, torch.full_like(a, self.n)], dim=-1)
+
+    def _resid_mid(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        tokens = self.tokens(a, b)
+        embed = self.hook_embed(self.embed.W_E[tokens])
+        pos = self.hook_pos_embed(self.pos_embed.W_pos.expand(tokens.shape[0], -1, -1))
+        block = self.blocks[0]
+        resid = block.hook_resid_pre(embed + pos)
+        return block.hook_resid_mid(resid + block.hook_attn_out(block.attn(resid)))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``[batch, n]`` logits at the last position for LongTensors ``a, b`` ``[batch]``."""
+        tokens = self.tokens(a, b)
+        embed = self.hook_embed(self.embed.W_E[tokens])
+        pos = self.hook_pos_embed(self.pos_embed.W_pos.expand(tokens.shape[0], -1, -1))
+        resid = self.blocks[0](embed + pos)
+        return resid[:, -1] @ self.unembed.W_U + self.unembed.b_U
+
+    def embedding_left(self) -> torch.Tensor:
+        return self.embed.W_E[:self.n]
+
+    def embedding_right(self) -> torch.Tensor:
+        return self.embed.W_E[:self.n]
+
+    def unembedding(self) -> torch.Tensor:
+        return (self.blocks[0].mlp.W_out @ self.unembed.W_U).T
+
+    def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        pairs = pairs.to(hidden.device)
+        resid_mid = self._resid_mid(pairs // self.n, pairs % self.n)[:, -1]
+        mlp = self.blocks[0].mlp
+        resid = resid_mid + hidden @ mlp.W_out + mlp.b_out
+        return resid @ self.unembed.W_U + self.unembed.b_U
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As ``nn.Module.load_state_dict``, dropping the paper's extra keys (:data:`IGNORED_PAPER_KEYS`)."""
+        state_dict = {k: v for k, v in state_dict.items() if k not in IGNORED_PAPER_KEYS}
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+
+SINGLE_MODELS: dict[str, type[GroupModel]] = {
+    "OneLayerMLP": OneLayerMLP, "Transformer": Transformer, "BilinearNet": BilinearNet}
+"""Canonical model name -> single-seed class."""
+
+
+def make_model(model: str, n: int, *, seed: int = 0, embed_dim: int = 256, hidden_dim: int = 128,
+               element_perm: torch.Tensor | None = None) -> GroupModel:
+    """Build a single-seed model by canonical name (``embed_dim``/``hidden_dim`` ignored where unused)."""
+    if model == "OneLayerMLP":
+        return OneLayerMLP(n, embed_dim, hidden_dim, seed=seed, element_perm=element_perm)
+    if model == "Transformer":
+        return Transformer(n, seed=seed, element_perm=element_perm)
+    if model == "BilinearNet":
+        return BilinearNet(n, embed_dim, seed=seed, element_perm=element_perm)
+    raise ValueError(f"unknown model {model!r}; expected one of {list(SINGLE_MODELS)}")
+
+
+# =================================================================================================
+# Seed-batched models
+# =================================================================================================
+def _flat_index(idx: torch.Tensor, rows: int) -> torch.Tensor:
+    """``[seed, batch]`` row indices into a ``[seed, rows, ...]`` tensor -> flat ``[seed*batch]`` indices."""
+    offsets = torch.arange(idx.shape[0], device=idx.device)[:, None] * rows
+    return (idx + offsets).reshape(-1)
+
+
+def _gather_rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``table [seed, rows, *rest]``, ``idx [seed, batch]`` -> ``[seed, batch, *rest]`` (``table[s, idx[s]]``).
+
+    Advanced indexing rather than ``index_select``: its backward (``index_put_`` with accumulation)
+    is deterministic on CUDA, where ``index_select``'s (``index_add_``) uses atomic adds, whose
+    varying summation order late in training (losses ~1e-6) AdamW amplifies into different runs.
+    """
+    s, rows = table.shape[:2]
+    flat = table.reshape(s * rows, *table.shape[2:])[_flat_index(idx, rows)]
+    return flat.reshape(s, idx.shape[1], *table.shape[2:])
+
+
+class BatchedModel(nn.Module):
+    """Base class: parameters stacked over a leading ``seed`` axis, one independent model per seed.
+
+    ``_KEYS`` maps each stacked parameter (or buffer) attribute to the single model's state-dict key.
+    """
+
+    _KEYS: dict[str, str] = {}
+    single_class: type[GroupModel]
+
+    def __init__(self, singles: Sequence[GroupModel], seeds: Sequence[int]):
+        super().__init__()
+        if len(singles) == 0:
+            raise ValueError("a batched model needs at least one seed, got none")
+        self.seeds = tuple(int(s) for s in seeds)
+        self.n = singles[0].n
+        self._single_args = self._args_of(singles[0])
+        states = [m.state_dict() for m in singles]
+        for attr, key in self._KEYS.items():
+            stacked = torch.stack([sd[key].detach() for sd in states]).clone()
+            param = dict(singles[0].named_parameters())[key]
+            setattr(self, attr, nn.Parameter(stacked, requires_grad=param.requires_grad))
+
+    # --- conversion ---------------------------------------------------------------------------
+    @property
+    def n_seeds(self) -> int:
+        return len(self.seeds)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def _args_of(self, single: GroupModel) -> dict:
+        raise NotImplementedError
+
+    def _make_single(self, seed: int) -> GroupModel:
+        return self.single_class(self.n, **self._single_args, seed=seed)
+
+    def single_state_dict(self, i: int) -> dict[str, torch.Tensor]:
+        """The state dict of seed ``i`` (index into ``seeds``) as the single-seed model's, on CPU."""
+        return {key: getattr(self, attr)[i].detach().cpu().clone() for attr, key in self._KEYS.items()}
+
+    def load_single_state_dict(self, i: int, state_dict) -> None:
+        """Overwrite seed ``i``'s parameters from a single-seed state dict."""
+        state_dict = {k: v for k, v in state_dict.items() if k not in IGNORED_PAPER_KEYS}
+        missing = sorted(set(self._KEYS.values()) - set(state_dict))
+        unexpected = sorted(set(state_dict) - set(self._KEYS.values()))
+        if missing or unexpected:
+            raise KeyError(f"state dict does not fit {self.single_class.__name__}: missing {missing}, unexpected {unexpected}")
+        with torch.no_grad():
+            for attr, key in self._KEYS.items():
+                target = getattr(self, attr)
+                value = state_dict[key]
+                if tuple(value.shape) != tuple(target.shape[1:]):
+                    raise ValueError(f"{key}: expected shape {tuple(target.shape[1:])}, got {tuple(value.shape)}")
+                target[i].copy_(value.to(target.device, target.dtype))
+
+    def to_single(self, i: int) -> GroupModel:
+        """Seed ``i`` as a single-seed model (on this model's device)."""
+        model = self._make_single(self.seeds[i])
+        model.load_state_dict(self.single_state_dict(i))
+        return model.to(self.device)
+
+    @classmethod
+    def from_single(cls, models: Sequence[GroupModel], seeds: Sequence[int]) -> "BatchedModel":
+        """Stack single-seed models (same architecture) into one batched model."""
+        raise NotImplementedError
+
+    # --- computation --------------------------------------------------------------------------
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``[seed, batch, n]`` logits; ``a, b`` are ``[seed, batch]`` (each seed its own pairs)."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def logits_all_pairs(self, chunk_size: int | None = None) -> torch.Tensor:
+        """``[seed, pair, n]``: every seed's logits on all pairs, row-major."""
+        n = self.n
+        if chunk_size is None:
+            chunk_size = max(1, _DEFAULT_CHUNK_ELEMENTS // (n * self.n_seeds))
+        p = torch.arange(n * n, device=self.device)
+        out = []
+        for start in range(0, n * n, chunk_size):
+            q = p[start:start + chunk_size].expand(self.n_seeds, -1)
+            out.append(self(q // n, q % n))
+        return torch.cat(out, dim=1)
+
+
+class BatchedOneLayerMLP(BatchedModel):
+    """``OneLayerMLP`` for several seeds at once: ``W_x [seed, n, embed]`` ... ``W_U [seed, hidden, n]``.
+
+    Forward: ``hidden = relu(Lx[a] + Ly[b])`` with ``Lx = W_x @ W[:embed]`` ``[seed, n, hidden]``
+    (the same function as ``relu(cat(W_x[a], W_y[b]) @ W)``, at a fraction of the cost).
+    """
+
+    _KEYS = {"W_x": "W_x", "W_y": "W_y", "W": "W", "W_U": "W_U"}
+    single_class = OneLayerMLP
+
+    def __init__(self, n: int, embed_dim: int = 256, hidden_dim: int = 128, *, seeds: Sequence[int],
+                 element_perm: torch.Tensor | None = None, _singles: Sequence[GroupModel] | None = None):
+        singles = _singles or [OneLayerMLP(n, embed_dim, hidden_dim, seed=s, element_perm=element_perm) for s in seeds]
+        super().__init__(singles, seeds)
+        self.embed_dim = embed_dim
+
+    def _args_of(self, single):
+        return {"embed_dim": single.embed_dim, "hidden_dim": single.hidden_dim}
+
+    @classmethod
+    def from_single(cls, models, seeds):
+        m = models[0]
+        return cls(m.n, m.embed_dim, m.hidden_dim, seeds=seeds, _singles=models)
+
+    def element_tables(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(Lx, Ly)``: ``[seed, n, hidden]`` each, ``W_x @ W[:embed]`` and ``W_y @ W[embed:]``."""
+        e = self.embed_dim
+        return torch.bmm(self.W_x, self.W[:, :e]), torch.bmm(self.W_y, self.W[:, e:])
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        Lx, Ly = self.element_tables()
+        hidden = F.relu(_gather_rows(Lx, a) + _gather_rows(Ly, b))  # [seed, batch, hidden]
+        return torch.bmm(hidden, self.W_U)
+
+
+class BatchedBilinearNet(BatchedModel):
+    """``BilinearNet`` for several seeds at once."""
+
+    _KEYS = {"W_x": "W_x", "W_y": "W_y", "W_U": "W_U"}
+    single_class = BilinearNet
+
+    def __init__(self, n: int, embed_dim: int = 256, *, seeds: Sequence[int],
+                 element_perm: torch.Tensor | None = None, _singles: Sequence[GroupModel] | None = None):
+        singles = _singles or [BilinearNet(n, embed_dim, seed=s, element_perm=element_perm) for s in seeds]
+        super().__init__(singles, seeds)
+
+    def _args_of(self, single):
+        return {"embed_dim": single.embed_dim}
+
+    @classmethod
+    def from_single(cls, models, seeds):
+        return cls(models[0].n, models[0].embed_dim, seeds=seeds, _singles=models)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(_gather_rows(self.W_x, a) * _gather_rows(self.W_y, b), self.W_U)
+
+
+class BatchedTransformer(BatchedModel):
+    """``Transformer`` for several seeds at once, evaluated at the last position only.
+
+    With one layer, the logits at the last position depend on the other positions only through
+    their keys and values, so per-element tables (keys, values and the scores against the fixed
+    query of the ``"="`` token) replace the full three-position forward pass.
+    """
+
+    _KEYS = {
+        "W_E": "embed.W_E", "W_pos": "pos_embed.W_pos",
+        "W_Q": "blocks.0.attn.W_Q", "W_K": "blocks.0.attn.W_K", "W_V": "blocks.0.attn.W_V",
+        "W_O": "blocks.0.attn.W_O", "b_Q": "blocks.0.attn.b_Q", "b_K": "blocks.0.attn.b_K",
+        "b_V": "blocks.0.attn.b_V", "b_O": "blocks.0.attn.b_O",
+        "W_in": "blocks.0.mlp.W_in", "b_in": "blocks.0.mlp.b_in", "W_out": "blocks.0.mlp.W_out",
+        "b_out": "blocks.0.mlp.b_out", "W_U": "unembed.W_U", "b_U": "unembed.b_U",
+    }
+    single_class = Transformer
+
+    def __init__(self, n: int, d_model: int = 128, n_heads: int = 4, d_head: int = 32, d_mlp: int = 512, *,
+                 seeds: Sequence[int], element_perm: torch.Tensor | None = None,
+                 _singles: Sequence[GroupModel] | None = None):
+        singles = _singles or [Transformer(n, d_model, n_heads, d_head, d_mlp, seed=s, element_perm=element_perm)
+                               for s in seeds]
+        super().__init__(singles, seeds)
+        self.scale = 1.0 / math.sqrt(singles[0].d_head)
+
+    def _args_of(self, single):
+        return {"d_model": single.d_model, "n_heads": single.n_heads, "d_head": single.d_head, "d_mlp": single.d_mlp}
+
+    @classmethod
+    def from_single(cls, models, seeds):
+        m = models[0]
+        return cls(m.n, m.d_model, m.n_heads, m.d_head, m.d_mlp, seeds=seeds, _singles=models)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        n = self.n
+        W_E, W_pos = self.W_E, self.W_pos                      # [seed, n+1, d_model], [seed, 3, d_model]
+        x0 = W_E[:, :n] + W_pos[:, 0:1]                        # [seed, n, d_model]: token a at position 0
+        x1 = W_E[:, :n] + W_pos[:, 1:2]                        # [seed, n, d_model]: token b at position 1
+        x2 = W_E[:, n] + W_pos[:, 2]                           # [seed, d_model]: "=" at position 2
+        q = torch.einsum("sd,shdk->shk", x2, self.W_Q) + self.b_Q            # [seed, head, d_head]
+        k0 = torch.einsum("snd,shdk->snhk", x0, self.W_K) + self.b_K[:, None]  # [seed, n, head, d_head]
+        k1 = torch.einsum("snd,shdk->snhk", x1, self.W_K) + self.b_K[:, None]
+        k2 = torch.einsum("sd,shdk->shk", x2, self.W_K) + self.b_K           # [seed, head, d_head]
+        s0 = torch.einsum("snhk,shk->snh", k0, q) * self.scale               # [seed, n, head]
+        s1 = torch.einsum("snhk,shk->snh", k1, q) * self.scale
+        s2 = torch.einsum("shk,shk->sh", k2, q) * self.scale                 # [seed, head]
+        v0 = torch.einsum("snd,shdk->snhk", x0, self.W_V) + self.b_V[:, None]  # [seed, n, head, d_head]
+        v1 = torch.einsum("snd,shdk->snhk", x1, self.W_V) + self.b_V[:, None]
+        v2 = torch.einsum("sd,shdk->shk", x2, self.W_V) + self.b_V           # [seed, head, d_head]
+        batch = a.shape[1]
+        scores = torch.stack([_gather_rows(s0, a), _gather_rows(s1, b),
+                              s2[:, None].expand(-1, batch, -1)], dim=-1)    # [seed, batch, head, 3]
+        pattern = torch.softmax(scores, dim=-1)
+        z = (pattern[..., 0:1] * _gather_rows(v0, a) + pattern[..., 1:2] * _gather_rows(v1, b)
+             + pattern[..., 2:3] * v2[:, None])                              # [seed, batch, head, d_head]
+        attn_out = torch.einsum("sbhk,shkd->sbd", z, self.W_O) + self.b_O[:, None]  # [seed, batch, d_model]
+        resid_mid = attn_out + x2[:, None]
+        post = F.relu(torch.bmm(resid_mid, self.W_in) + self.b_in[:, None])  # [seed, batch, d_mlp]
+        resid = resid_mid + torch.bmm(post, self.W_out) + self.b_out[:, None]
+        return torch.bmm(resid, self.W_U) + self.b_U[:, None]
+
+
+BATCHED_MODELS: dict[str, type[BatchedModel]] = {
+    "OneLayerMLP": BatchedOneLayerMLP, "Transformer": BatchedTransformer, "BilinearNet": BatchedBilinearNet}
+"""Canonical model name -> seed-batched class."""
+
+
+def make_batched_model(model: str, n: int, *, seeds: Sequence[int], embed_dim: int = 256, hidden_dim: int = 128,
+                       element_perm: torch.Tensor | None = None) -> BatchedModel:
+    """Build a seed-batched model by canonical name; seed ``i`` initialised as ``make_model(..., seed=seeds[i])``."""
+    if model == "OneLayerMLP":
+        return BatchedOneLayerMLP(n, embed_dim, hidden_dim, seeds=seeds, element_perm=element_perm)
+    if model == "Transformer":
+        return BatchedTransformer(n, seeds=seeds, element_perm=element_perm)
+    if model == "BilinearNet":
+        return BatchedBilinearNet(n, embed_dim, seeds=seeds, element_perm=element_perm)
+    raise ValueError(f"unknown model {model!r}; expected one of {list(BATCHED_MODELS)}")

@@ -1,0 +1,595 @@
+"""Full-batch AdamW training with the paper's checkpoints, seed batching and resume (layer 5).
+
+What a run does (one run directory = one seed of one model on one group):
+
+* data: the paper's split (:func:`rep_theory.data.make_split`); init: the paper's for the seed
+  (:mod:`rep_theory.models`); with ``paper_order`` (default) both are drawn over the paper's
+  element order for S5/S6/A5, so seed k trains the paper's run k;
+* optimizer: ``torch.optim.AdamW(lr, betas, weight_decay)`` on the full training set every epoch;
+  the loss is the paper's cross-entropy computed in float64 (``logits.to(float64)``, log-softmax);
+* epochs: "epoch e" means the weights after e optimizer steps (epoch 0 is the initialisation);
+  checkpoints are written at epoch 0, the 1000 log-spaced integer epochs of the paper
+  (``np.logspace(0, log10(num_epochs), 1000)`` truncated, deduplicated) and the last epoch
+  ``num_epochs``.  (The paper's own files hold the weights one step later, ``epoch_e`` = after
+  e+1 steps; its ``model.pt`` is after ``num_epochs`` steps, as ours.)
+* every ``log_every`` epochs the train/test loss and accuracy of every seed are computed (the only
+  host synchronisation besides checkpoints) and shown on a tqdm bar.
+
+Run directory::
+
+    cfg.json                      the RunConfig (see rep_theory.config)
+    checkpoints/epoch_<e>.pt      plain single-seed state dicts (torch.load-able), written atomically
+    resume/state_<e>.pt           checksummed resume states (weights, AdamW state, epoch), newest two
+    train_log.csv                 epoch,train_loss,test_loss,train_acc,test_acc
+    model.pt                      final weights; its presence marks the run finished
+
+Seed batching: runs whose configs differ only in ``seed`` train together in one seed-batched
+model (:mod:`rep_theory.models`), each seed with its own init, split and AdamW state.  AdamW is
+elementwise, so stacking the parameters gives every seed exactly its own update.
+
+Resume: a resume state is written (atomically, with a sha256, via :func:`rep_theory.io.save_checked`)
+whenever ``resume_every_s`` seconds have passed, on Ctrl-C / SIGTERM, and at the end.  Training a
+run again continues from its newest state that verifies (a corrupt one is reported with
+``logging.warning`` and the previous one used); checkpoints after it are recomputed identically.
+Training draws no random numbers after initialisation (full batch, no dropout), so the epoch, the
+weights and the AdamW moments are the whole state.
+
+On CUDA each training step (forward, backward, AdamW with ``capturable=True``) is captured once as
+a CUDA graph and replayed.  Training is deterministic on CPU and CUDA alike (the models avoid
+atomic-add scatters), so a resumed run equals an uninterrupted one bit for bit on the same device.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import math
+import os
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from rep_theory.config import RunConfig
+from rep_theory.data import PairSplit, element_permutation, make_split
+from rep_theory.groups import get_group
+from rep_theory.io import (CorruptFileError, atomic_write_bytes, atomic_write_json, atomic_write_text, load_checked,
+                           save_checked)
+from rep_theory.models import BatchedModel, GroupModel, make_batched_model, make_model
+
+__all__ = ["checkpoint_epochs", "resolve_device", "cross_entropy64", "new_run", "load_config",
+           "sum_cross_entropy64", "run_status", "train_runs", "train_run", "fit", "load_run_model", "checkpoint_path",
+           "list_checkpoints", "LOG_COLUMNS", "DEFAULT_RESUME_EVERY_S"]
+
+logger = logging.getLogger(__name__)
+
+LOG_COLUMNS = ("epoch", "train_loss", "test_loss", "train_acc", "test_acc")
+"""Columns of ``train_log.csv``."""
+
+DEFAULT_RESUME_EVERY_S = 60.0
+"""Seconds between resume states (besides Ctrl-C / SIGTERM and the end of training)."""
+
+_RESUME_FORMAT = 1
+_KEEP_RESUME_STATES = 2
+_LOGIT_BUDGET = 1 << 26  # logits per forward chunk: bounds memory for large groups / many seeds
+
+
+# =================================================================================================
+# Small pure helpers
+# =================================================================================================
+def checkpoint_epochs(num_epochs: int, num_checkpoints: int = 1000) -> list[int]:
+    """The paper's checkpoint epochs: 0, ``num_checkpoints`` log-spaced ints in [1, num_epochs], num_epochs.
+
+    >>> checkpoint_epochs(10)
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
+    >>> checkpoint_epochs(250_000)[-3:]
+    [246897, 249999, 250000]
+    """
+    if num_epochs < 1:
+        raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
+    spaced = np.logspace(0, np.log10(num_epochs), num=num_checkpoints, endpoint=True).astype(np.int64)
+    return sorted({0, int(num_epochs), *(int(e) for e in spaced)})
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``"auto"`` (or None) -> CUDA when present, else CPU; anything else -> ``torch.device(device)``."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def cross_entropy64(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the last batch axis, computed in float64 as the paper did.
+
+    ``logits [..., batch, n]``, ``labels [..., batch]`` -> ``[...]`` (float64).
+    """
+    log_probs = logits.to(torch.float64).log_softmax(dim=-1)
+    return -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1).mean(dim=-1)
+
+
+class _SumCrossEntropy64(torch.autograd.Function):
+    """``scale * sum`` of the float64 cross-entropy over all rows, with a fused float64 backward.
+
+    The same numbers as ``F.cross_entropy(logits.to(float64), labels, reduction="sum") * scale``
+    (the gradient ``(softmax - onehot) * scale`` is computed in float64, then cast to the logits'
+    dtype), in fewer passes over memory than the composite ops.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
+        x = logits.to(torch.float64)                 # a fresh copy: modified in place below
+        x.sub_(x.amax(dim=-1, keepdim=True))
+        target = x.gather(-1, labels.unsqueeze(-1))
+        x.exp_()
+        total = x.sum(dim=-1, keepdim=True)
+        loss = (total.log() - target).sum() * scale
+        ctx.save_for_backward(x, total, labels)
+        ctx.scale = scale
+        ctx.dtype = logits.dtype
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        exp, total, labels = ctx.saved_tensors
+        probs = exp.div_(total)  # in place: the graph is not kept (no retain_graph in training)
+        probs.scatter_add_(-1, labels.unsqueeze(-1),
+                           torch.full((*labels.shape, 1), -1.0, dtype=probs.dtype, device=probs.device))
+        return probs.mul_(grad_output * ctx.scale).to(ctx.dtype), None, None
+
+
+def sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``scale * sum`` over all rows of the float64 cross-entropy; ``logits [..., n]``, ``labels [...]``."""
+    return _SumCrossEntropy64.apply(logits, labels, scale)
+
+
+def _torch_bytes(obj) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+# =================================================================================================
+# Run directories
+# =================================================================================================
+def checkpoint_path(run_dir: str | os.PathLike, epoch: int) -> Path:
+    """``run_dir/checkpoints/epoch_<epoch>.pt``."""
+    return Path(run_dir) / "checkpoints" / f"epoch_{int(epoch)}.pt"
+
+
+def list_checkpoints(run_dir: str | os.PathLike) -> list[int]:
+    """Epochs of the checkpoints present in ``run_dir``, ascending."""
+    folder = Path(run_dir) / "checkpoints"
+    epochs = []
+    for p in folder.glob("epoch_*.pt") if folder.is_dir() else ():
+        try:
+            epochs.append(int(p.stem.split("_", 1)[1]))
+        except ValueError:
+            continue
+    return sorted(epochs)
+
+
+def load_config(run_dir: str | os.PathLike) -> RunConfig:
+    """The :class:`RunConfig` of ``run_dir/cfg.json`` (a paper cfg.json loads as is)."""
+    path = Path(run_dir) / "cfg.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no cfg.json in run directory {run_dir} (create one with `rep-theory new`)")
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    try:
+        return RunConfig.from_dict(d)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: {err}") from None
+
+
+def new_run(run_dir: str | os.PathLike, cfg: RunConfig) -> Path:
+    """Create ``run_dir`` with ``cfg.json``; an existing different cfg.json is an error (same: no-op)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "cfg.json"
+    if path.exists():
+        existing = load_config(run_dir)
+        if existing != cfg:
+            raise ValueError(f"{path} already exists with a different config "
+                             f"(existing {existing.to_dict()}, requested {cfg.to_dict()}); "
+                             f"use another directory or delete it")
+        return run_dir
+    atomic_write_json(path, cfg.to_dict())
+    return run_dir
+
+
+def run_status(run_dir: str | os.PathLike) -> str:
+    """``"finished"`` (model.pt present), ``"started"`` (a resume state exists) or ``"new"``."""
+    run_dir = Path(run_dir)
+    if (run_dir / "model.pt").exists():
+        return "finished"
+    if _resume_files(run_dir):
+        return "started"
+    return "new"
+
+
+def load_run_model(run_dir: str | os.PathLike, epoch: int | None = None,
+                   device: str | torch.device = "cpu") -> GroupModel:
+    """The single-seed model of ``run_dir``: ``model.pt`` (``epoch=None``) or ``checkpoints/epoch_<epoch>.pt``."""
+    cfg = load_config(run_dir)
+    path = Path(run_dir) / "model.pt" if epoch is None else checkpoint_path(run_dir, epoch)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist (checkpoints present: {list_checkpoints(run_dir)[:5]}...)")
+    model = _make_single(cfg)
+    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    return model.to(device)
+
+
+def _make_single(cfg: RunConfig) -> GroupModel:
+    return make_model(cfg.model, get_group(cfg.spec).order, seed=cfg.seed, embed_dim=cfg.embed_dim,
+                      hidden_dim=cfg.hidden_dim, element_perm=element_permutation(cfg.spec, cfg.paper_order))
+
+
+# =================================================================================================
+# Resume states
+# =================================================================================================
+def _resume_dir(run_dir: Path) -> Path:
+    return run_dir / "resume"
+
+
+def _resume_files(run_dir: Path) -> list[tuple[int, Path]]:
+    """``(epoch, path)`` of resume states, newest first."""
+    folder = _resume_dir(run_dir)
+    out = []
+    for p in folder.glob("state_*.pt") if folder.is_dir() else ():
+        try:
+            out.append((int(p.stem.split("_", 1)[1]), p))
+        except ValueError:
+            continue
+    return sorted(out, reverse=True)
+
+
+def _load_resume_state(run_dir: Path, cfg: RunConfig) -> dict | None:
+    """The newest resume state that verifies, or None; corrupt ones are reported and skipped."""
+    for epoch, path in _resume_files(run_dir):
+        try:
+            state = load_checked(path)
+        except (CorruptFileError, EOFError, RuntimeError, OSError) as err:
+            logger.warning("resume state %s is unreadable (%s); trying the previous one", path, err)
+            continue
+        if not isinstance(state, dict) or state.get("format") != _RESUME_FORMAT or state.get("epoch") != epoch:
+            logger.warning("resume state %s has an unexpected layout; trying the previous one", path)
+            continue
+        saved = RunConfig.from_dict(state["config"])
+        if saved.replace(device=cfg.device, log_every=cfg.log_every) != cfg:
+            raise ValueError(f"{run_dir}/cfg.json changed since training started (resume state {path.name} was "
+                             f"trained with {saved.to_dict()}); restore it or delete {_resume_dir(run_dir)}")
+        return state
+    return None
+
+
+def _write_resume_state(run_dir: Path, state: dict) -> None:
+    epoch = state["epoch"]
+    save_checked(_resume_dir(run_dir) / f"state_{epoch}.pt", state)
+    for old_epoch, path in _resume_files(run_dir)[_KEEP_RESUME_STATES:]:
+        if old_epoch != epoch:
+            path.unlink(missing_ok=True)
+
+
+def _read_log(run_dir: Path, before_epoch: int) -> list[dict]:
+    path = run_dir / "train_log.csv"
+    if not path.is_file():
+        return []
+    rows = []
+    with open(path, newline="") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                if int(row["epoch"]) < before_epoch:
+                    rows.append({k: (int(row[k]) if k == "epoch" else float(row[k])) for k in LOG_COLUMNS})
+            except (KeyError, ValueError, TypeError):
+                logger.warning("%s: skipping a malformed row %r", path, row)
+    return rows
+
+
+def _write_log(run_dir: Path, rows: list[dict]) -> None:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=LOG_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (repr(row[k]) if isinstance(row[k], float) else row[k]) for k in LOG_COLUMNS})
+    atomic_write_text(run_dir / "train_log.csv", buffer.getvalue())
+
+
+# =================================================================================================
+# The batched training loop
+# =================================================================================================
+@dataclass
+class _Batch:
+    """Runs that train together: same config up to seed, same starting epoch."""
+
+    cfgs: list[RunConfig]
+    run_dirs: list[Path] | None
+    states: list[dict | None]
+    start_epoch: int
+    logs: list[list[dict]] = field(default_factory=list)
+
+
+def _stack_splits(splits: Sequence[PairSplit], device: torch.device) -> dict[str, torch.Tensor]:
+    return {name: torch.stack([getattr(s, name) for s in splits]).to(device)
+            for name in ("a_train", "b_train", "y_train", "a_test", "b_test", "y_test")}
+
+
+def _chunk_bounds(length: int, n_seeds: int, n: int) -> list[tuple[int, int]]:
+    size = max(1, _LOGIT_BUDGET // max(1, n_seeds * n))
+    return [(lo, min(lo + size, length)) for lo in range(0, length, size)]
+
+
+@torch.no_grad()
+def _evaluate(model: BatchedModel, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-seed mean float64 cross-entropy and accuracy on pairs ``a, b [seed, batch]``."""
+    loss = torch.zeros(model.n_seeds, dtype=torch.float64, device=a.device)
+    correct = torch.zeros(model.n_seeds, dtype=torch.float64, device=a.device)
+    for lo, hi in _chunk_bounds(a.shape[1], model.n_seeds, model.n):
+        logits = model(a[:, lo:hi], b[:, lo:hi])
+        loss += cross_entropy64(logits, y[:, lo:hi]) * (hi - lo)
+        correct += (logits.argmax(-1) == y[:, lo:hi]).sum(-1).to(torch.float64)
+    return loss / a.shape[1], correct / a.shape[1]
+
+
+class _GracefulStop:
+    """First SIGINT/SIGTERM sets ``requested`` (training saves and stops); a second SIGINT interrupts at once."""
+
+    def __init__(self):
+        self.requested = False
+        self._old = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+        return False
+
+
+def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_every_s: float,
+                 cuda_graphs: bool = True) -> BatchedModel:
+    cfgs = batch.cfgs
+    cfg0 = cfgs[0]
+    G = get_group(cfg0.spec)
+    n, E = G.order, cfg0.num_epochs
+    seeds = [c.seed for c in cfgs]
+    element_perm = element_permutation(cfg0.spec, cfg0.paper_order)
+
+    model = make_batched_model(cfg0.model, n, seeds=seeds, embed_dim=cfg0.embed_dim, hidden_dim=cfg0.hidden_dim,
+                               element_perm=element_perm)
+    for i, state in enumerate(batch.states):
+        if state is not None:
+            model.load_single_state_dict(i, state["model"])
+    model.to(device)
+    trainable = [(attr, key) for attr, key in model._KEYS.items() if getattr(model, attr).requires_grad]
+    params = [getattr(model, attr) for attr, _ in trainable]
+    use_graph = cuda_graphs and device.type == "cuda"
+    optimizer = torch.optim.AdamW(params, lr=cfg0.lr, betas=cfg0.betas, weight_decay=cfg0.weight_decay,
+                                  capturable=use_graph)
+    start = batch.start_epoch
+    if start > 0:
+        _load_optimizer(optimizer, params, trainable, [s["optimizer"] for s in batch.states], start)
+
+    data = _stack_splits([make_split(c.spec, c.frac_train, c.seed, paper_order=c.paper_order) for c in cfgs], device)
+    n_train = data["a_train"].shape[1]
+    train_chunks = _chunk_bounds(n_train, len(seeds), n)
+    ckpt_epochs = set(checkpoint_epochs(E))
+    logs = batch.logs or [[] for _ in cfgs]
+    run_dirs = batch.run_dirs
+
+    def write_checkpoints(epoch: int) -> None:
+        cpu = {attr: getattr(model, attr).detach().cpu() for attr in model._KEYS}
+        for i, run_dir in enumerate(run_dirs):
+            path = checkpoint_path(run_dir, epoch)
+            if epoch == start and start > 0 and path.exists():
+                continue  # written before the resume state this run restarted from
+            sd = {key: cpu[attr][i].clone() for attr, key in model._KEYS.items()}
+            atomic_write_bytes(path, _torch_bytes(sd))
+
+    def write_resume(epoch: int) -> None:
+        cpu = {attr: getattr(model, attr).detach().cpu() for attr in model._KEYS}
+        opt_cpu = {}
+        if epoch > 0:
+            for (attr, key), p in zip(trainable, params):
+                st = optimizer.state[p]
+                opt_cpu[key] = (st["exp_avg"].detach().cpu(), st["exp_avg_sq"].detach().cpu())
+        for i, (run_dir, cfg) in enumerate(zip(run_dirs, cfgs)):
+            state = {
+                "format": _RESUME_FORMAT, "epoch": epoch, "config": cfg.to_dict(),
+                "model": {key: cpu[attr][i].clone() for attr, key in model._KEYS.items()},
+                "optimizer": None if epoch == 0 else {
+                    "step": epoch,
+                    "exp_avg": {k: v[0][i].clone() for k, v in opt_cpu.items()},
+                    "exp_avg_sq": {k: v[1][i].clone() for k, v in opt_cpu.items()},
+                },
+            }
+            _write_log(run_dir, logs[i])
+            _write_resume_state(run_dir, state)
+
+    def eager_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        for lo, hi in train_chunks:
+            logits = model(data["a_train"][:, lo:hi], data["b_train"][:, lo:hi])
+            loss = sum_cross_entropy64(logits, data["y_train"][:, lo:hi], 1.0 / n_train)
+            loss.backward()
+        optimizer.step()
+
+    step = eager_step
+    if use_graph and start < E:
+        try:
+            step = _capture_step(eager_step, optimizer, params)
+        except RuntimeError as err:  # e.g. an op that cannot be captured on this build
+            logger.warning("CUDA graph capture failed (%s); training without it", err)
+            step = eager_step
+
+    desc = f"{cfg0.spec} {cfg0.model_short} seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}"
+    bar = tqdm(total=E, initial=start, desc=desc, disable=not progress, dynamic_ncols=True, leave=True)
+    last_resume = time.monotonic()
+    try:
+        with _GracefulStop() as stop:
+            for epoch in range(start, E + 1):
+                if run_dirs is not None and epoch in ckpt_epochs:
+                    write_checkpoints(epoch)
+                if epoch % cfg0.log_every == 0 or epoch == E:
+                    tr_loss, tr_acc = _evaluate(model, data["a_train"], data["b_train"], data["y_train"])
+                    te_loss, te_acc = _evaluate(model, data["a_test"], data["b_test"], data["y_test"])
+                    values = torch.stack([tr_loss, te_loss, tr_acc, te_acc]).cpu().tolist()
+                    for i in range(len(seeds)):
+                        logs[i].append({"epoch": epoch, "train_loss": values[0][i], "test_loss": values[1][i],
+                                        "train_acc": values[2][i], "test_acc": values[3][i]})
+                    bar.update(epoch - bar.n)
+                    bar.set_postfix(train_loss=f"{max(values[0]):.3g}", test_loss=f"{max(values[1]):.3g}",
+                                    test_acc=f"{min(values[3]):.3f}", refresh=False)
+                if run_dirs is not None and (epoch == E or stop.requested
+                                             or time.monotonic() - last_resume >= resume_every_s):
+                    write_resume(epoch)
+                    last_resume = time.monotonic()
+                if stop.requested:
+                    raise KeyboardInterrupt(f"training stopped at epoch {epoch}; run again to resume")
+                if epoch == E:
+                    break
+                step()
+    finally:
+        bar.close()
+
+    if run_dirs is not None:
+        cpu = {attr: getattr(model, attr).detach().cpu() for attr in model._KEYS}
+        for i, run_dir in enumerate(run_dirs):
+            sd = {key: cpu[attr][i].clone() for attr, key in model._KEYS.items()}
+            atomic_write_bytes(Path(run_dir) / "model.pt", _torch_bytes(sd))
+    batch.logs = logs
+    return model
+
+
+def _capture_step(eager_step, optimizer: torch.optim.Optimizer, params: list[torch.Tensor]):
+    """One training step (forward, backward, AdamW) as a CUDA graph; returns its ``replay``.
+
+    Capturing needs a few warm-up steps, which change the weights and the AdamW state: both are
+    saved first and restored in place afterwards, so training continues exactly where it was.
+    """
+    saved_params = [p.detach().clone() for p in params]
+    saved_state = {i: {k: v.clone() for k, v in optimizer.state[p].items() if torch.is_tensor(v)}
+                   for i, p in enumerate(params) if optimizer.state[p]}
+    graph = torch.cuda.CUDAGraph()
+    try:
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                eager_step()
+        torch.cuda.current_stream().wait_stream(side)
+        with torch.cuda.graph(graph):
+            eager_step()
+    finally:
+        with torch.no_grad():
+            for i, p in enumerate(params):
+                p.copy_(saved_params[i])
+                for key, value in optimizer.state[p].items():
+                    if torch.is_tensor(value):
+                        if i in saved_state:
+                            value.copy_(saved_state[i][key])
+                        else:
+                            value.zero_()  # a fresh AdamW: step 0, zero moments
+        torch.cuda.synchronize()
+    return graph.replay
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, params, trainable, opt_states: list[dict], epoch: int) -> None:
+    for st in opt_states:
+        if st is None or st["step"] != epoch:
+            raise ValueError(f"resume state optimizer step does not match epoch {epoch}")
+    state = {}
+    for j, ((attr, key), p) in enumerate(zip(trainable, params)):
+        state[j] = {
+            "step": torch.tensor(float(epoch)),
+            "exp_avg": torch.stack([st["exp_avg"][key] for st in opt_states]).to(p.device, p.dtype),
+            "exp_avg_sq": torch.stack([st["exp_avg_sq"][key] for st in opt_states]).to(p.device, p.dtype),
+        }
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.state_dict()["param_groups"]]
+    groups[0]["params"] = list(range(len(params)))
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+
+
+# =================================================================================================
+# Public entry points
+# =================================================================================================
+def train_runs(run_dirs: Iterable[str | os.PathLike], device: str | torch.device | None = None, *,
+               progress: bool = True, resume_every_s: float = DEFAULT_RESUME_EVERY_S,
+               cuda_graphs: bool = True) -> list[Path]:
+    """Train (or resume) every run directory; runs differing only in seed train as one batch.
+
+    ``device``: overrides each config's ``device`` (``"auto"``: CUDA when present, else CPU).
+    Finished runs (``model.pt`` present) are skipped.  Returns the run directories trained now.
+    On CUDA each training step is replayed as a CUDA graph (``cuda_graphs=False``: plain eager steps).
+    """
+    dirs: list[Path] = []
+    for d in run_dirs:
+        p = Path(d).resolve()
+        if p not in dirs:
+            dirs.append(p)
+    groups: dict[tuple, _Batch] = {}
+    for run_dir in dirs:
+        cfg = load_config(run_dir)
+        if run_status(run_dir) == "finished":
+            logger.info("%s is finished (model.pt present); skipping", run_dir)
+            continue
+        state = _load_resume_state(run_dir, cfg)
+        start = 0 if state is None else int(state["epoch"])
+        dev = resolve_device(device if device is not None else cfg.device)
+        key = (cfg.batch_key(), str(dev), start)
+        batch = groups.setdefault(key, _Batch(cfgs=[], run_dirs=[], states=[], start_epoch=start))
+        batch.cfgs.append(cfg)
+        batch.run_dirs.append(run_dir)
+        batch.states.append(state)
+        batch.logs.append(_read_log(run_dir, start) if start > 0 else [])
+    trained = []
+    for (_, dev, start), batch in groups.items():
+        if start > 0:
+            logger.info("resuming %d run(s) from epoch %d", len(batch.cfgs), start)
+        _train_batch(batch, torch.device(dev), progress=progress, resume_every_s=resume_every_s,
+                     cuda_graphs=cuda_graphs)
+        trained.extend(batch.run_dirs)
+    return trained
+
+
+def train_run(run_dir: str | os.PathLike, device: str | torch.device | None = None, **kwargs) -> Path | None:
+    """Train (or resume) one run directory; see :func:`train_runs`."""
+    out = train_runs([run_dir], device, **kwargs)
+    return out[0] if out else None
+
+
+def fit(cfgs: RunConfig | Sequence[RunConfig], device: str | torch.device | None = None, *,
+        progress: bool = False, cuda_graphs: bool = True) -> tuple[list[GroupModel], list[list[dict]]]:
+    """Train configs that differ only in seed together, in memory (no run directory).
+
+    Returns ``(models, logs)``: one single-seed model (on ``device``) and one list of log rows
+    (``LOG_COLUMNS``) per config.
+    """
+    cfgs = [cfgs] if isinstance(cfgs, RunConfig) else list(cfgs)
+    if not cfgs:
+        raise ValueError("fit needs at least one RunConfig")
+    keys = {c.batch_key() for c in cfgs}
+    if len(keys) != 1:
+        raise ValueError("fit trains configs that differ only in seed; got configs that differ otherwise")
+    dev = resolve_device(device if device is not None else cfgs[0].device)
+    batch = _Batch(cfgs=cfgs, run_dirs=None, states=[None] * len(cfgs), start_epoch=0)
+    model = _train_batch(batch, dev, progress=progress, resume_every_s=math.inf, cuda_graphs=cuda_graphs)
+    return [model.to_single(i) for i in range(len(cfgs))], batch.logs
