@@ -1,0 +1,538 @@
+"""GCR metrics of one checkpoint (layer 6): how much of each weight and activation lives in each irrep.
+
+Conventions
+-----------
+* Pairs: all ``n^2`` pairs ``(a, b)`` in row-major order, pair index ``p = a*n + b``; the label of a
+  pair is its product ``ab = table[a, b]``.
+* Dimension names in shape comments: ``n`` (group order), ``pair`` (``n^2``), ``d`` (irrep dim),
+  ``r`` (numerical rank of an irrep's matrix-coefficient space), ``hidden``, ``k`` (any feature axis).
+* Every projection, norm and cross-entropy here is float64, whatever the model's dtype.
+
+Bases
+-----
+For an irrep ``rho`` the functions ``g -> rho(g)_ij`` span a subspace of ``R^n``; ``Q_rho`` ``[n, r]``
+is an orthonormal basis of it, of its *numerical* rank ``r`` (``d^2`` for an absolutely irreducible
+irrep, ``d^2/2`` for one of complex type such as a cyclic ``freq_k``, ``d^2/4`` quaternionic).
+The pair bases are never materialised: ``Q^a = Q_rho[a] / sqrt(n)``, ``Q^b = Q_rho[b] / sqrt(n)``
+and ``Q^ab = Q_rho[ab] / sqrt(n)`` are orthonormal in ``R^(n^2)`` (each element is hit by exactly
+``n`` pairs), so for any ``X [pair, k]``::
+
+    (Q^a)^T X  = Q_rho^T (sum_b X[a, b]) / sqrt(n)                  (rows aggregated by a)
+    (Q^ab)^T X = Q_rho^T (sum_{ab = g} X[a, b]) / sqrt(n)            (rows aggregated by product)
+    (Q^ab (Q^ab)^T X)[a, b] = project(X_by_product, Q_rho)[ab] / n
+
+Every pair-level projection is thus the one :func:`project` applied to an ``[n, k]`` aggregate that
+is computed once per checkpoint.  Likewise the logit similarity against
+``T_rho[(a, b), c] = chi_rho(a b c^-1)`` only needs the centred logits aggregated by product and the
+``[n, n]`` gather ``K_rho[g, c] = chi_rho(g c^-1)``; nothing of size ``n^3`` is ever built.
+
+Metric definitions (reproduce the paper's ``summary_metrics.json``; see ``docs/metrics.md``)
+------------------------------------------------------------------------------------------
+* ``percent_{x,y}_embed_R_rep`` / ``percent_unembed_R_rep``: :func:`fve` of the total embeddings
+  ``[n, k]`` (uncentred) and of the unembedding ``[n, k]`` on ``Q_rho``.
+* ``percent_hidden_{x,y,xy}_R_rep``: FVE of the hidden layer on all pairs, centred over pairs, on
+  ``Q^a``, ``Q^b``, ``Q^ab``; ``total_percent_hidden_R_rep`` is their sum.
+* ``logit_R_rep_trace_similarity`` (non-trivial irreps): cosine of ``vec(L)`` (logits on all pairs
+  centred over the output axis) and ``vec(T_rho)``.  ``percent_logits_explained`` sums its square.
+* ``logit_restricted_loss_R_rep``: cross-entropy on all pairs of the component of ``vec(L)`` along
+  ``T_rho`` (``sim * |L| * T/|T|``); ``logit_excluded_loss_R_rep``: of ``L`` minus that component,
+  on the training pairs only.  The ``total_logit_*`` versions use the sum over key irreps.
+* ``hidden_restricted_loss_R_rep``: the *uncentred* hidden layer projected on ``Q^ab``, read out by
+  the linear unembedding (``hidden @ unembedding().T``), cross-entropy on all pairs;
+  ``hidden_excluded_loss_R_rep``: the hidden layer minus that projection, on the training pairs.
+  ``total_hidden_*`` project on the sum of the key irreps' ``Q^ab``.
+* Key irreps: non-trivial irreps whose similarity exceeds ``threshold`` (paper: 0.005) on the final
+  model; ``percent_*_explained`` sum the per-irrep FVEs over them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rep_theory.groups import Group, get_group
+
+__all__ = [
+    "orthonormal_basis", "project", "fve", "aggregate_pairs", "product_kernel", "logit_similarity",
+    "shifted_cross_entropy_sums", "IrrepBases", "checkpoint_metrics", "metric_names", "select_key_irreps", "learning_order",
+    "KEY_THRESHOLD", "ORDER_THRESHOLD", "CYCLIC_HIDDEN_BASIS_KEYS",
+]
+
+KEY_THRESHOLD = 0.005
+"""Final-model logit similarity above which a non-trivial irrep is *key* (the paper's value)."""
+
+ORDER_THRESHOLD = 0.05
+"""Logit similarity at which a key irrep counts as learnt, for the learning order (the paper's)."""
+
+CYCLIC_HIDDEN_BASIS_KEYS = ("percent_hidden_x", "percent_hidden_y", "percent_hidden_xy",
+                            "total_percent_hidden", "hidden_excluded_loss", "hidden_restricted_loss",
+                            "total_hidden_excluded_loss", "total_hidden_restricted_loss",
+                            "test_loss_restricted_loss_ratio", "percent_hidden_explained",
+                            "percent_hidden_xy_explained")
+"""Key prefixes whose paper values are not reproducible for cyclic groups: the paper built its
+hidden-layer bases for 2-d cyclic irreps by a plain QR of four rank-2 columns (see docs/metrics.md)."""
+
+_RANK_RTOL = 1e-8
+_CHUNK_BYTES = 1 << 26      # ~64 MiB per [chunk, max(n, hidden)] float64 block
+_READOUT_BYTES = 1 << 28    # stored [n, n] per-irrep readout tables per pass over the training pairs
+_STORE_BYTES = 1 << 28      # training-pair logits kept from pass 1 for pass 2 (else recomputed)
+
+
+# --------------------------------------------------------------------------------------------------
+# Pure functions
+# --------------------------------------------------------------------------------------------------
+def orthonormal_basis(matrix: torch.Tensor, *, rtol: float = _RANK_RTOL) -> torch.Tensor:
+    """Orthonormal basis ``[n, r]`` (float64) of the column span of ``matrix [n, m]``.
+
+    ``r`` is the numerical rank: singular values below ``rtol * max(singular value)`` are dropped,
+    so dependent columns (e.g. the four matrix coefficients of a 2-d rotation, which span only a
+    2-d space) never add arbitrary directions.
+
+    >>> Q = orthonormal_basis(torch.tensor([[1., 1.], [0., 0.], [1., 1.]]))
+    >>> tuple(Q.shape)
+    (3, 1)
+    """
+    if matrix.ndim != 2:
+        raise ValueError(f"orthonormal_basis needs a 2-d [n, m] matrix, got shape {tuple(matrix.shape)}")
+    # numpy's LAPACK SVD: torch's CPU SVD of small matrices is ~1000x slower under thread contention.
+    m = matrix.detach().to("cpu", torch.float64).numpy()
+    u, s, _ = np.linalg.svd(m, full_matrices=False)
+    rank = int((s > rtol * s[0]).sum()) if s.size and s[0] > 0 else 0
+    return torch.from_numpy(np.ascontiguousarray(u[:, :rank])).to(matrix.device)
+
+
+def project(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """Orthogonal projection of the columns of ``x [n, k]`` onto ``span(basis [n, r])``: ``[n, k]``.
+
+    ``basis`` must have orthonormal columns.  This is the one projection of the package: the
+    restricted and excluded losses and the pair-level projections all call it.
+    """
+    return basis @ (basis.T @ x)
+
+
+def fve(x: torch.Tensor, basis: torch.Tensor, *, total_sq: torch.Tensor | float | None = None) -> torch.Tensor:
+    """Fraction of ``||x||^2`` that lies in ``span(basis)``: ``||basis^T x||^2 / ||x||^2`` (0-d tensor).
+
+    ``x [n, k]``, ``basis [n, r]`` orthonormal.  ``total_sq`` replaces the denominator: the
+    pair-level FVE of ``X [pair, k]`` on ``Q^ab`` is ``fve(X_by_product, Q_rho, total_sq=n*||X||^2)``.
+    """
+    num = (basis.T @ x).pow(2).sum()
+    den = x.pow(2).sum() if total_sq is None else torch.as_tensor(total_sq, dtype=num.dtype, device=num.device)
+    return num / den
+
+
+def aggregate_pairs(x: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
+    """Sum the rows of ``x [pair, k]`` into ``[n, k]`` by ``index [pair]`` (e.g. left element, product)."""
+    out = torch.zeros((n, x.shape[1]), dtype=torch.float64, device=x.device)
+    return out.index_add_(0, index.to(x.device), x.to(torch.float64))
+
+
+def product_kernel(character: torch.Tensor, product_index: torch.Tensor) -> torch.Tensor:
+    """``K [n, n]`` with ``K[g, c] = chi(g c^-1)``, gathered through ``product_index[g, c] = table[g, inv[c]]``.
+
+    The trace tensor of the paper is ``T[(a, b), c] = K[ab, c]``: one row of ``K`` per pair.
+    """
+    return character.to(torch.float64)[product_index]
+
+
+def logit_similarity(logits_by_product: torch.Tensor, kernel: torch.Tensor, *,
+                     logits_sq: torch.Tensor | float) -> torch.Tensor:
+    """Cosine of ``vec(L)`` and ``vec(T_rho)`` (0-d tensor) from aggregates.
+
+    ``logits_by_product [n, n]``: logits centred over the output axis, summed over the pairs with
+    each product (``aggregate_pairs(L_centred, products, n)``); ``kernel [n, n]`` from
+    :func:`product_kernel`; ``logits_sq``: ``||L_centred||^2`` over all pairs.  Uses
+    ``<L, T> = <L_by_product, K>`` and ``||T||^2 = n ||K||^2``.  Constant logits give 0.
+    """
+    n = kernel.shape[0]
+    t_norm = math.sqrt(n) * kernel.pow(2).sum().sqrt()
+    l_norm = torch.as_tensor(logits_sq, dtype=torch.float64, device=kernel.device).sqrt()
+    if l_norm == 0:  # constant logits carry no irrep
+        return torch.zeros((), dtype=torch.float64, device=kernel.device)
+    return (logits_by_product * kernel).sum() / (l_norm * t_norm)
+
+
+def select_key_irreps(similarities: Mapping[str, float], *, threshold: float = KEY_THRESHOLD) -> list[str]:
+    """Names (in the given order) of the irreps whose final logit similarity exceeds ``threshold``."""
+    return [name for name, sim in similarities.items() if float(sim) > threshold]
+
+
+def learning_order(history: Sequence[Mapping[str, float]], key_irreps: Sequence[str], *,
+                   threshold: float = ORDER_THRESHOLD) -> list[str]:
+    """Key irreps sorted by the first checkpoint at which their similarity exceeds ``threshold``.
+
+    ``history``: one mapping per checkpoint in increasing epoch order, holding
+    ``logit_<irrep>_rep_trace_similarity``.  Irreps that cross at the same checkpoint are ordered
+    by their similarity there (largest first); irreps that never cross come last, in the order
+    of ``key_irreps``.
+    """
+    crossing: dict[str, tuple[int, float]] = {}
+    for step, row in enumerate(history):
+        for name in key_irreps:
+            if name in crossing:
+                continue
+            sim = float(row[f"logit_{name}_rep_trace_similarity"])
+            if sim > threshold:
+                crossing[name] = (step, -sim)
+    learnt = sorted(crossing, key=lambda name: crossing[name])
+    return learnt + [name for name in key_irreps if name not in crossing]
+
+
+def metric_names(irrep_names: Sequence[str]) -> list[str]:
+    """Every metric key, in the paper's order (``irrep_names`` with the trivial irrep first)."""
+    keys = ["train_loss", "test_loss", "train_acc", "test_acc", "all_loss"]
+    for name in irrep_names:
+        if name != "trivial":
+            keys += [f"logit_{name}_rep_trace_similarity", f"logit_excluded_loss_{name}_rep",
+                     f"logit_restricted_loss_{name}_rep"]
+        keys += [f"percent_x_embed_{name}_rep", f"percent_y_embed_{name}_rep", f"percent_unembed_{name}_rep",
+                 f"percent_hidden_x_{name}_rep", f"percent_hidden_y_{name}_rep", f"percent_hidden_xy_{name}_rep",
+                 f"total_percent_hidden_{name}_rep", f"hidden_excluded_loss_{name}_rep",
+                 f"hidden_restricted_loss_{name}_rep"]
+    keys += ["percent_logits_explained", "total_logit_excluded_loss", "total_logit_restricted_loss",
+             "total_hidden_excluded_loss", "total_hidden_restricted_loss", "test_loss_restricted_loss_ratio",
+             "sum_of_squared_weights", "percent_hidden_explained", "percent_hidden_xy_explained",
+             "percent_x_embed_explained", "percent_y_embed_explained", "percent_unembed_explained", "epoch"]
+    return keys
+
+
+# --------------------------------------------------------------------------------------------------
+# Per-group state, built once per run
+# --------------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True, eq=False)
+class IrrepBases:
+    """Everything metrics need about a group, built once per (group, device) and reused per checkpoint.
+
+    Attributes
+    ----------
+    group : Group
+    names : tuple of str            irrep names, trivial first (``group.irreps()`` order)
+    bases : dict name -> ``[n, r]`` float64 orthonormal basis ``Q_rho``
+    characters : dict name -> ``[n]`` float64
+    left, right, product : ``[pair]`` LongTensor   ``a``, ``b`` and ``ab`` of each pair
+    product_index : ``[n, n]`` LongTensor          ``table[g, inv[c]]`` (``K[g, c] = chi(g c^-1)``)
+    right_factor : ``[n, n]`` LongTensor           ``table[inv[a], g]``: the ``b`` with ``ab = g``
+    """
+
+    group: Group
+    names: tuple
+    bases: dict
+    characters: dict
+    left: torch.Tensor
+    right: torch.Tensor
+    product: torch.Tensor
+    product_index: torch.Tensor
+    right_factor: torch.Tensor
+
+    _memo = {}
+
+    @property
+    def n(self) -> int:
+        return self.group.order
+
+    @property
+    def device(self) -> torch.device:
+        return self.left.device
+
+    @classmethod
+    def for_group(cls, group: Group | str, device: torch.device | str | None = None) -> "IrrepBases":
+        """The (memoised) bases of ``group`` on ``device`` (default CPU)."""
+        G = get_group(group) if isinstance(group, str) else group
+        device = torch.device(device if device is not None else "cpu")
+        key = (G.name, G.order, str(device))
+        cached = cls._memo.get(key)
+        if cached is None:
+            cached = cls._build(G, device)
+            cls._memo[key] = cached
+        return cached
+
+    @classmethod
+    def _build(cls, G: Group, device: torch.device) -> "IrrepBases":
+        n = G.order
+        irreps = G.irreps()
+        if not irreps or irreps[0].name != "trivial":
+            raise ValueError(f"group {G.name}: expected the trivial irrep first, got {[r.name for r in irreps[:1]]}")
+        bases, chars = {}, {}
+        for rho in irreps:
+            Q = orthonormal_basis(rho.matrices.reshape(n, -1)).to(device)
+            bases[rho.name] = Q
+            chars[rho.name] = rho.character.to(device=device, dtype=torch.float64)
+        table, inverses = G.table.to(device), G.inverses.to(device)
+        pairs = torch.arange(n * n, device=device)
+        return cls(group=G, names=tuple(r.name for r in irreps), bases=bases, characters=chars,
+                   left=pairs // n, right=pairs % n, product=table.reshape(-1),
+                   product_index=table[:, inverses], right_factor=table[inverses])
+
+    def sum_by_product(self, x: torch.Tensor, first_row: int = 0) -> torch.Tensor:
+        """``[n, k]``: rows of ``x`` (``[rows * n, k]``, the pairs of the left elements
+        ``first_row .. first_row + rows - 1``) summed over the pairs with each product ``g``.
+
+        A gather along ``b = a^-1 g`` and a sum over ``a`` (faster than a scatter-add).
+        """
+        n = self.n
+        rows, k = x.shape[0] // n, x.shape[1]
+        index = self.right_factor[first_row:first_row + rows]               # [rows, n(g)] -> b
+        gathered = x.reshape(rows, n, k).gather(1, index[:, :, None].expand(rows, n, k))
+        return gathered.sum(0)
+
+
+# --------------------------------------------------------------------------------------------------
+# One checkpoint
+# --------------------------------------------------------------------------------------------------
+def _chunks(index: torch.Tensor, size: int) -> Iterable[torch.Tensor]:
+    for start in range(0, len(index), size):
+        yield index[start:start + size]
+
+
+def _train_blocks(model, H, U64, labels, train_idx, chunk_size, store):
+    """``(labels, centred logits, hidden readout)`` ``[chunk]``, ``[chunk, n]``, ``[chunk, n]`` over the
+    training pairs: from ``store`` when pass 1 kept them, else recomputed chunk by chunk."""
+    if store is not None:
+        yield from store
+        return
+    for idx in _chunks(train_idx, chunk_size):
+        h = H[idx]
+        logits = model.logits_from_hidden(h, idx).to(torch.float64)
+        yield labels[idx], logits - logits.mean(-1, keepdim=True), h.to(torch.float64) @ U64.T
+
+
+def shifted_cross_entropy_sums(base: torch.Tensor, labels: torch.Tensor, tables: torch.Tensor) -> torch.Tensor:
+    """``[J]``: ``sum_p cross_entropy(base[p] - tables[j, labels[p]], labels[p])`` for every ``j``.
+
+    ``base [m, n]``, ``labels [m]``, ``tables [J, n, n]`` (float64).  The excluded losses are of this
+    form (logits minus a component that depends on the pair through its product only).  Since
+    ``exp(x - y) = exp(x) exp(-y)``, the ``J`` log-sum-exps of each row become one ``exp`` per entry
+    and a batched matrix product over the rows grouped by label; rows whose sum would underflow
+    (shifted logits more than ~690 apart) are redone directly.
+    """
+    return _ShiftedTables(tables).cross_entropy_sums(base, labels)
+
+
+class _ShiftedTables:
+    """``tables [J, n, n]`` prepared once for :func:`shifted_cross_entropy_sums` over many row blocks."""
+
+    def __init__(self, tables: torch.Tensor):
+        self.tables = tables
+        self.shift = tables.min(2).values                                   # [J, n]
+        self.exp_tables = torch.exp(self.shift[:, :, None] - tables)        # [J, n, n], in (0, 1]
+        self.diag_minus_shift = tables.diagonal(dim1=1, dim2=2) - self.shift  # [J, n]
+
+    def cross_entropy_sums(self, base: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        n_rows, n = base.shape
+        dev = base.device
+        if n_rows == 0:
+            return base.new_zeros(self.tables.shape[0])
+        # group the rows by label: row i goes to slot (group[i], rank[i]) of a padded [U, max count, n]
+        order = torch.argsort(labels, stable=True)
+        uniq, counts = torch.unique_consecutive(labels[order], return_counts=True)
+        sorted_group = torch.repeat_interleave(torch.arange(len(uniq), device=dev), counts)
+        sorted_rank = torch.arange(n_rows, device=dev) - (torch.cumsum(counts, 0) - counts)[sorted_group]
+        group, rank = torch.empty_like(order), torch.empty_like(order)
+        group[order], rank[order] = sorted_group, sorted_rank
+        row_max = base.max(1).values                                        # [m]
+        padded = base.new_empty((len(uniq), int(counts.max()), n))          # unused slots stay garbage:
+        padded[group, rank] = torch.exp(base - row_max[:, None])            # rows of a matmul are independent
+        sums = torch.bmm(padded, self.exp_tables[:, uniq, :].permute(1, 2, 0))[group, rank]   # [m, J]
+        # loss = logsumexp_c(x_c - T_gc) - (x_g - T_gg), logsumexp = row_max - shift_g + log(sums)
+        offset = (row_max - base.gather(1, labels[:, None])[:, 0])[:, None] + self.diag_minus_shift[:, labels].T
+        losses = offset + torch.log(sums)
+        tiny = sums < 1e-290
+        if tiny.any():
+            rows, jobs = tiny.nonzero(as_tuple=True)
+            shifted = base[rows] - self.tables[jobs, labels[rows]]
+            losses[rows, jobs] = torch.logsumexp(shifted, 1) - shifted.gather(1, labels[rows, None])[:, 0]
+        return losses.sum(0)
+
+
+@dataclasses.dataclass
+class _PairAggregates:
+    """What pass 1 over all pairs leaves: everything else is computed from these ``[n, k]`` sums."""
+
+    pair_loss: torch.Tensor       # [pair] cross-entropy of the model's logits
+    pair_correct: torch.Tensor    # [pair] bool
+    h_left: torch.Tensor          # [n, hidden] hidden layer summed over the pairs with each a
+    h_right: torch.Tensor         # [n, hidden] ... with each b
+    h_prod: torch.Tensor          # [n, hidden] ... with each product ab
+    h_sq: torch.Tensor            # ||H||^2
+    l_prod: torch.Tensor          # [n, n] centred logits summed over the pairs with each product
+    l_sq: torch.Tensor            # ||L_centred||^2
+    store: list | None            # training pairs' (labels, centred logits, readout) when kept
+
+
+def _aggregate_pairs(model, bases: IrrepBases, H: torch.Tensor, U64: torch.Tensor, train_mask: torch.Tensor,
+                     chunk_size: int) -> _PairAggregates:
+    """Pass 1 over all pairs, in chunks of whole rows ``a``."""
+    n, dev = bases.n, bases.device
+    n_pairs, d_hidden = H.shape
+    f64 = dict(dtype=torch.float64, device=dev)
+    agg = _PairAggregates(
+        pair_loss=torch.empty(n_pairs, **f64), pair_correct=torch.empty(n_pairs, dtype=torch.bool, device=dev),
+        h_left=torch.zeros((n, d_hidden), **f64), h_right=torch.zeros((n, d_hidden), **f64),
+        h_prod=torch.zeros((n, d_hidden), **f64), h_sq=torch.zeros((), **f64),
+        l_prod=torch.zeros((n, n), **f64), l_sq=torch.zeros((), **f64),
+        # keep the training pairs' centred logits and hidden readout for pass 2 when they fit
+        store=[] if 2 * 8 * int(train_mask.sum()) * n <= _STORE_BYTES else None)
+    labels = bases.product
+    rows_per_chunk = max(1, chunk_size // n)
+    for a0 in range(0, n, rows_per_chunk):
+        a1 = min(n, a0 + rows_per_chunk)
+        idx = torch.arange(a0 * n, a1 * n, device=dev)
+        h = H[a0 * n:a1 * n]
+        h64 = h.to(torch.float64)
+        h_rows = h64.view(a1 - a0, n, d_hidden)
+        agg.h_left[a0:a1] = h_rows.sum(1)
+        agg.h_right += h_rows.sum(0)
+        agg.h_prod += bases.sum_by_product(h64, a0)
+        agg.h_sq += torch.linalg.vector_norm(h64).square()
+        logits = model.logits_from_hidden(h, idx).to(torch.float64)       # [chunk, n]
+        agg.pair_loss[idx] = F.cross_entropy(logits, labels[idx], reduction="none")
+        agg.pair_correct[idx] = logits.argmax(-1) == labels[idx]
+        centred = logits - logits.mean(-1, keepdim=True)
+        agg.l_sq += torch.linalg.vector_norm(centred).square()
+        agg.l_prod += bases.sum_by_product(centred, a0)
+        if agg.store is not None:
+            keep = train_mask[idx]
+            agg.store.append((labels[idx][keep], centred[keep], h64[keep] @ U64.T))
+    return agg
+
+
+def _excluded_loss_sums(model, bases: IrrepBases, H: torch.Tensor, U64: torch.Tensor, train_idx: torch.Tensor,
+                        chunk_size: int, store, tables: dict[tuple[str, str | None], torch.Tensor]) -> dict:
+    """Pass 2 over the training pairs: ``{(kind, name): sum of cross-entropies}``.
+
+    ``tables[(kind, name)]`` ``[n, n]`` is subtracted from the hidden readout (``kind == "h"``) or the
+    centred logits (``"l"``) of each pair, by its product.  Tables are batched to bound memory.
+    """
+    n, labels = bases.n, bases.product
+    per_batch = max(1, _READOUT_BYTES // (8 * n * n))
+    keys = list(tables)
+    sums = {}
+    for start in range(0, len(keys), per_batch):
+        batch = keys[start:start + per_batch]
+        by_kind = {}
+        for kind in ("h", "l"):
+            names = [key for key in batch if key[0] == kind]
+            if names:
+                by_kind[kind] = (names, _ShiftedTables(torch.stack([tables[key] for key in names])))
+        for lab, centred, readout in _train_blocks(model, H, U64, labels, train_idx, chunk_size, store):
+            for kind, (names, shifted) in by_kind.items():
+                values = shifted.cross_entropy_sums(readout if kind == "h" else centred, lab)
+                for key, value in zip(names, values):
+                    sums[key] = sums.get(key, 0.0) + value
+    return sums
+
+
+def checkpoint_metrics(model, bases: IrrepBases | Group | str, *, train_pairs: torch.Tensor,
+                       key_irreps: Sequence[str] | None = None, key_threshold: float = KEY_THRESHOLD,
+                       epoch: float | None = None, chunk_size: int | None = None) -> dict[str, float]:
+    """Every metric of one model, keyed and ordered as the paper's ``summary_metrics.json``.
+
+    Parameters
+    ----------
+    model
+        Any model of :mod:`rep_theory.models`: uses ``hidden_all_pairs()``, ``logits_from_hidden``,
+        ``embedding_left/right()``, ``unembedding()`` and ``parameters()``.
+    bases
+        :class:`IrrepBases` (or a group / spec, turned into one).
+    train_pairs
+        ``[n_train]`` LongTensor of training pair indices (package order); the rest is the test set.
+    key_irreps
+        Irreps the ``total_*`` and ``percent_*_explained`` metrics use; ``None``: this model's own,
+        i.e. :func:`select_key_irreps` of its similarities with ``key_threshold``.
+    epoch
+        Stored as ``epoch`` (float) when given.
+    chunk_size
+        Pairs per chunk (default: ~64 MiB float64 blocks), bounding the memory beyond the hidden layer.
+    """
+    if not isinstance(bases, IrrepBases):
+        bases = IrrepBases.for_group(bases)
+    n, dev = bases.n, bases.device
+    n_pairs = n * n
+    with torch.inference_mode():
+        H = model.hidden_all_pairs().detach().to(dev)                     # [pair, hidden], model dtype
+        if H.shape[0] != n_pairs:
+            raise ValueError(f"hidden_all_pairs() returned {H.shape[0]} rows; expected n^2 = {n_pairs} "
+                             f"(group {bases.group.name})")
+        U64 = model.unembedding().detach().to(dev, torch.float64)         # [n, hidden]
+        E_left = model.embedding_left().detach().to(dev, torch.float64)   # [n, k]
+        E_right = model.embedding_right().detach().to(dev, torch.float64)
+        if chunk_size is None:
+            chunk_size = max(256, _CHUNK_BYTES // (8 * max(n, H.shape[1])))
+        train_mask = torch.zeros(n_pairs, dtype=torch.bool, device=dev)
+        train_mask[train_pairs.to(dev)] = True
+        train_idx = torch.arange(n_pairs, device=dev)[train_mask]
+        agg = _aggregate_pairs(model, bases, H, U64, train_mask, chunk_size)
+
+        has_test = bool((~train_mask).any())
+        out: dict[str, float] = {
+            "train_loss": float(agg.pair_loss[train_mask].mean()),
+            "test_loss": float(agg.pair_loss[~train_mask].mean()) if has_test else float("nan"),
+            "train_acc": float(agg.pair_correct[train_mask].double().mean()),
+            "test_acc": float(agg.pair_correct[~train_mask].double().mean()) if has_test else float("nan"),
+            "all_loss": float(agg.pair_loss.mean()),
+        }
+
+        # Centre the hidden layer over pairs: every aggregate holds n pairs.
+        h_mean = agg.h_left.sum(0) / n_pairs                               # [hidden]
+        pair_total = n * (agg.h_sq - n_pairs * h_mean.pow(2).sum())        # n ||H_centred||^2
+        targets = torch.arange(n, device=dev)
+        sims: dict[str, torch.Tensor] = {}
+        tables: dict[tuple[str, str | None], torch.Tensor] = {}   # [n, n] restricted logits by product
+        hidden_proj: dict[str, torch.Tensor] = {}                 # [n, hidden] projected hidden by product
+        for name in bases.names:
+            Q = bases.bases[name]
+            if name != "trivial":
+                K = product_kernel(bases.characters[name], bases.product_index)
+                sims[name] = logit_similarity(agg.l_prod, K, logits_sq=agg.l_sq)
+                # the component of vec(L) along T: sim * |L| * T / |T|, with |T| = sqrt(n) |K|
+                tables[("l", name)] = sims[name] * agg.l_sq.sqrt() / (math.sqrt(n) * K.pow(2).sum().sqrt()) * K
+                out[f"logit_{name}_rep_trace_similarity"] = float(sims[name])
+                out[f"logit_excluded_loss_{name}_rep"] = math.nan                 # filled after pass 2
+                out[f"logit_restricted_loss_{name}_rep"] = float(F.cross_entropy(tables[("l", name)], targets))
+            out[f"percent_x_embed_{name}_rep"] = float(fve(E_left, Q))
+            out[f"percent_y_embed_{name}_rep"] = float(fve(E_right, Q))
+            out[f"percent_unembed_{name}_rep"] = float(fve(U64, Q))
+            parts = [float(fve(x - n * h_mean, Q, total_sq=pair_total)) for x in (agg.h_left, agg.h_right, agg.h_prod)]
+            for part, value in zip(("x", "y", "xy"), parts):
+                out[f"percent_hidden_{part}_{name}_rep"] = value
+            out[f"total_percent_hidden_{name}_rep"] = sum(parts)
+            hidden_proj[name] = project(agg.h_prod, Q) / n
+            tables[("h", name)] = hidden_proj[name] @ U64.T
+            out[f"hidden_excluded_loss_{name}_rep"] = math.nan                    # filled after pass 2
+            out[f"hidden_restricted_loss_{name}_rep"] = float(F.cross_entropy(tables[("h", name)], targets))
+
+        if key_irreps is None:
+            key_irreps = select_key_irreps({k: float(v) for k, v in sims.items()}, threshold=key_threshold)
+        key_irreps = list(key_irreps)
+        unknown = [k for k in key_irreps if k not in sims]
+        if unknown:
+            raise ValueError(f"key irreps {unknown} are not non-trivial irreps of {bases.group.name}; "
+                             f"expected a subset of {list(sims)}")
+        tables[("l", None)] = sum((tables[("l", k)] for k in key_irreps), torch.zeros((n, n), dtype=torch.float64, device=dev))
+        tables[("h", None)] = sum((hidden_proj[k] for k in key_irreps), torch.zeros_like(agg.h_prod)) @ U64.T
+
+        excluded = _excluded_loss_sums(model, bases, H, U64, train_idx, chunk_size, agg.store, tables)
+        n_train = max(1, len(train_idx))
+        for name in bases.names:
+            if name != "trivial":
+                out[f"logit_excluded_loss_{name}_rep"] = float(excluded[("l", name)] / n_train)
+            out[f"hidden_excluded_loss_{name}_rep"] = float(excluded[("h", name)] / n_train)
+        out["percent_logits_explained"] = float(sum(float(s) ** 2 for s in sims.values()))
+        out["total_logit_excluded_loss"] = float(excluded[("l", None)] / n_train)
+        out["total_logit_restricted_loss"] = float(F.cross_entropy(tables[("l", None)], targets))
+        out["total_hidden_excluded_loss"] = float(excluded[("h", None)] / n_train)
+        out["total_hidden_restricted_loss"] = restricted = float(F.cross_entropy(tables[("h", None)], targets))
+        out["test_loss_restricted_loss_ratio"] = out["test_loss"] / restricted if restricted > 0 else math.inf
+        out["sum_of_squared_weights"] = float(sum(p.detach().to(torch.float64).pow(2).sum() for p in model.parameters()))
+        out["percent_hidden_explained"] = sum(out[f"total_percent_hidden_{k}_rep"] for k in key_irreps)
+        out["percent_hidden_xy_explained"] = sum(out[f"percent_hidden_xy_{k}_rep"] for k in key_irreps)
+        for part in ("x_embed", "y_embed", "unembed"):
+            out[f"percent_{part}_explained"] = sum(out[f"percent_{part}_{k}_rep"] for k in key_irreps)
+        if epoch is not None:
+            out["epoch"] = float(epoch)
+    return out
