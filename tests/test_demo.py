@@ -1,0 +1,96 @@
+"""``rep-theory demo``: a small network groks, the report explains it, the numbers agree with the metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+import torch
+
+from rep_theory import demo
+from rep_theory.batch_figures import neuron_irrep_fractions
+from rep_theory.cli import main
+from rep_theory.groups import get_group
+from rep_theory.train import load_run_model
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    return demo.run_demo(out, preset="quick", progress=False)
+
+
+def test_quick_demo_groks_and_passes_every_gcr_check(quick_demo):
+    assert quick_demo.test_acc >= 0.99
+    assert quick_demo.gcr, quick_demo.text
+    key = (quick_demo.run_dir / "key_reps_in_order.txt").read_text().split()
+    assert list(quick_demo.key_irreps) == key and key
+    summary = json.loads((quick_demo.run_dir / "summary_metrics.json").read_text())
+    assert summary["test_acc"] == quick_demo.test_acc
+    # The text reports the learning order and the measured numbers.
+    assert "Key irreps, in the order learned: " + key[0] in quick_demo.text
+    assert f"{summary['total_hidden_restricted_loss']:.2e}" in quick_demo.text
+    memorised, generalised = demo.grokking_epochs(
+        [dict(r) for r in _log_rows(quick_demo.run_dir)])
+    assert memorised is not None and generalised is not None and generalised > memorised
+
+
+def _log_rows(run_dir):
+    from rep_theory.batch_figures import read_metrics_csv
+    return read_metrics_csv(run_dir / "train_log.csv")
+
+
+def test_report_is_self_contained(quick_demo):
+    page = quick_demo.report.read_text()
+    assert quick_demo.report.name == "report.html"
+    assert page.count("plotly.js v") == 1  # plotly inlined exactly once
+    assert not re.search(r"<script[^>]+src=\"https?:", page)  # nothing fetched from the network
+    assert page.count("<figure>") >= 6
+    assert "Verdict: the network computes group composition via representations" in page
+    for name in quick_demo.key_irreps:
+        assert name in page
+
+
+def test_neuron_fractions_average_to_the_hidden_fve(quick_demo):
+    """Variance-weighted over neurons, the per-neuron fractions are the metrics' total hidden FVE."""
+    model = load_run_model(quick_demo.run_dir)
+    names = [rho.name for rho in get_group("S4").irreps() if rho.name != "trivial"]
+    fractions, got_names = neuron_irrep_fractions(model, "S4")
+    assert got_names == names and fractions.shape == (64, len(names))
+    hidden = model.hidden_all_pairs().to(torch.float64)
+    weights = (hidden - hidden.mean(0)).pow(2).sum(0)
+    pooled = (fractions * weights[:, None]).sum(0) / weights.sum()
+    summary = json.loads((quick_demo.run_dir / "summary_metrics.json").read_text())
+    for k, name in enumerate(names):
+        assert pooled[k].item() == pytest.approx(summary[f"total_percent_hidden_{name}_rep"], abs=1e-6)
+    assert (fractions >= -1e-12).all() and (fractions.sum(1) <= 1 + 1e-9).all()
+
+
+def test_verdict_names_failed_checks():
+    summary = {"test_acc": 0.4, "test_loss": 2.0, "percent_x_embed_explained": 0.5,
+               "percent_y_embed_explained": 0.95, "percent_unembed_explained": 0.95,
+               "percent_hidden_explained": 0.3, "percent_hidden_xy_explained": 0.05,
+               "total_hidden_restricted_loss": 1.5, "total_hidden_excluded_loss": 0.5,
+               "percent_logits_explained": 0.1}
+    checks, text = demo.verdict(summary, group="S4", key_irreps=["standard"],
+                                irrep_dims={"standard": 3})
+    assert [c.passed for c in checks] == [False, False, False, False]
+    assert "failed: generalisation, embeddings, sufficiency, necessity" in text
+    summary.update(test_acc=1.0, percent_x_embed_explained=0.99, total_hidden_restricted_loss=1e-4,
+                   total_hidden_excluded_loss=9.0)
+    checks, text = demo.verdict(summary, group="S4", key_irreps=["standard"],
+                                irrep_dims={"standard": 3})
+    assert all(c.passed for c in checks) and "Verdict: the network computes" in text
+    assert "ln 24 = 3.18" in text
+
+
+def test_demo_command_reuses_the_run_and_refuses_another_config(quick_demo, capsys):
+    out = quick_demo.run_dir.parent
+    model_time = (quick_demo.run_dir / "model.pt").stat().st_mtime_ns
+    assert main(["demo", "--preset", "quick", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Verdict:" in printed and "report.html" in printed
+    assert (quick_demo.run_dir / "model.pt").stat().st_mtime_ns == model_time
+    assert main(["demo", "--preset", "quick", "--epochs", "7", "--out", str(out)]) == 2
+    assert "different config" in capsys.readouterr().err
