@@ -63,7 +63,7 @@ from rep_theory.io import atomic_write_json
 
 __all__ = ["GRIDS", "GridRun", "grid_runs", "load_grid", "create_batch", "run_name",
            "RunState", "run_state", "batch_status", "run_lock", "RunLockedError", "Job",
-           "JobResult", "execute_job", "Backend", "LocalBackend", "ProcessBackend", "plan_jobs",
+           "JobResult", "execute_job", "record_failure", "Backend", "LocalBackend", "ProcessBackend", "plan_jobs",
            "BatchReport", "run_batch", "PAPER_GROUPS", "LOCK_NAME", "FAILURE_NAME"]
 
 logger = logging.getLogger(__name__)
@@ -406,7 +406,10 @@ class JobResult:
     seconds: float = 0.0
 
 
-def _record_failure(job: Job, error: str, trace: str) -> None:
+def record_failure(job: Job, error: str, trace: str) -> None:
+    """Write (or update) ``failure.json`` in each of the job's run directories, counting attempts.
+
+    Backends call it for a job that never returned a result (e.g. its worker died every try)."""
     for run_dir in job.run_dirs:
         path = Path(run_dir) / FAILURE_NAME
         attempts = 0
@@ -446,7 +449,7 @@ def execute_job(job: Job) -> JobResult:
     except Exception as err:  # a failing job must never stop the others
         message = f"{type(err).__name__}: {err}"
         logger.error("%s failed: %s", job.name, message)
-        _record_failure(job, message, traceback.format_exc())
+        record_failure(job, message, traceback.format_exc())
         return JobResult(job, "failed", message, time.monotonic() - start)
     _clear_failure(job)
     return JobResult(job, "done", "", time.monotonic() - start)
@@ -518,7 +521,7 @@ class ProcessBackend:
             except Exception as err:  # the worker process itself died
                 job = future.job
                 message = f"worker process died: {type(err).__name__}: {err}"
-                _record_failure(job, message, "")
+                record_failure(job, message, "")
                 finished.append((future, JobResult(job, "failed", message)))
         return finished, list(pending)
 

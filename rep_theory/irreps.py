@@ -369,15 +369,19 @@ def alternating_irreps(G: Group, n: int) -> list[Irrep]:
         if lam != conjugate_partition(lam):
             out.append(Irrep(G, name, mats, "real"))
             continue
-        parts = _distinct_components(mats, _squares(G))
-        if len(parts) == 1:
-            out.append(Irrep(G, name, parts[0][0], parts[0][1]))
-        else:
-            out.extend(Irrep(G, f"{name}_{_letters(j)}", m, kind) for j, (m, kind) in enumerate(parts))
+        out.extend(_irreducible_parts(G, name, mats))
     return out
 
 
 # --- splitting a reducible representation ---------------------------------------------------------
+def _irreducible_parts(G: Group, name: str, mats: np.ndarray) -> list[Irrep]:
+    """``mats`` as one irrep called ``name`` if it is irreducible over R, else its distinct
+    components called ``name_a``, ``name_b``, ... (in :func:`_distinct_components` order)."""
+    parts = _distinct_components(mats, _squares(G))
+    if len(parts) == 1:
+        return [Irrep(G, name, parts[0][0], parts[0][1])]
+    return [Irrep(G, f"{name}_{_letters(j)}", m, kind) for j, (m, kind) in enumerate(parts)]
+
 def _squares(G: Group) -> np.ndarray:
     """``[n]`` index of ``g * g`` for every element ``g``."""
     n = G.order
@@ -470,11 +474,7 @@ def product_irreps(G: Group, factors: list[Group], *, use_cache: bool = True) ->
         if len(non_real) <= 1:  # real (x) anything is irreducible of the other's kind
             out.append(Irrep(G, base, mats, non_real[0] if non_real else "real"))
             continue
-        parts = _distinct_components(mats, _squares(G))
-        if len(parts) == 1:
-            out.append(Irrep(G, base, parts[0][0], parts[0][1]))
-        else:
-            out.extend(Irrep(G, f"{base}_{_letters(j)}", m, kind) for j, (m, kind) in enumerate(parts))
+        out.extend(_irreducible_parts(G, base, mats))
     return out
 
 

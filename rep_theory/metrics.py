@@ -26,7 +26,7 @@ is computed once per checkpoint.  Likewise the logit similarity against
 ``T_rho[(a, b), c] = chi_rho(a b c^-1)`` only needs the centred logits aggregated by product and the
 ``[n, n]`` gather ``K_rho[g, c] = chi_rho(g c^-1)``; nothing of size ``n^3`` is ever built.
 
-Metric definitions (reproduce the paper's ``summary_metrics.json``; see ``docs/metrics.md``)
+Metric definitions (reproduce the paper's ``summary_metrics.json``; see the README, "Evaluating runs")
 ------------------------------------------------------------------------------------------
 * ``percent_{x,y}_embed_R_rep`` / ``percent_unembed_R_rep``: :func:`fve` of the total embeddings
   ``[n, k]`` (uncentred) and of the unembedding ``[n, k]`` on ``Q_rho``.
@@ -75,7 +75,7 @@ CYCLIC_HIDDEN_BASIS_KEYS = ("percent_hidden_x", "percent_hidden_y", "percent_hid
                             "test_loss_restricted_loss_ratio", "percent_hidden_explained",
                             "percent_hidden_xy_explained")
 """Key prefixes whose paper values are not reproducible for cyclic groups: the paper built its
-hidden-layer bases for 2-d cyclic irreps by a plain QR of four rank-2 columns (see docs/metrics.md)."""
+hidden-layer bases for 2-d cyclic irreps by a plain QR of four rank-2 columns (see the README, "Evaluating runs")."""
 
 _RANK_RTOL = 1e-8
 _CHUNK_BYTES = 1 << 26      # ~64 MiB per [chunk, max(n, hidden)] float64 block

@@ -416,16 +416,19 @@ SINGLE_MODELS: dict[str, type[GroupModel]] = {
 """Canonical model name -> single-seed class."""
 
 
+def _width_args(model: str, embed_dim: int, hidden_dim: int, known) -> tuple[int, ...]:
+    """Positional width arguments of each architecture (the transformer's widths are fixed)."""
+    widths = {"OneLayerMLP": (embed_dim, hidden_dim), "Transformer": (), "BilinearNet": (embed_dim,)}
+    if model not in widths or model not in known:
+        raise ValueError(f"unknown model {model!r}; expected one of {list(known)}")
+    return widths[model]
+
+
 def make_model(model: str, n: int, *, seed: int = 0, embed_dim: int = 256, hidden_dim: int = 128,
                element_perm: torch.Tensor | None = None) -> GroupModel:
     """Build a single-seed model by canonical name (``embed_dim``/``hidden_dim`` ignored where unused)."""
-    if model == "OneLayerMLP":
-        return OneLayerMLP(n, embed_dim, hidden_dim, seed=seed, element_perm=element_perm)
-    if model == "Transformer":
-        return Transformer(n, seed=seed, element_perm=element_perm)
-    if model == "BilinearNet":
-        return BilinearNet(n, embed_dim, seed=seed, element_perm=element_perm)
-    raise ValueError(f"unknown model {model!r}; expected one of {list(SINGLE_MODELS)}")
+    widths = _width_args(model, embed_dim, hidden_dim, SINGLE_MODELS)
+    return SINGLE_MODELS[model](n, *widths, seed=seed, element_perm=element_perm)
 
 
 # =================================================================================================
@@ -663,10 +666,5 @@ BATCHED_MODELS: dict[str, type[BatchedModel]] = {
 def make_batched_model(model: str, n: int, *, seeds: Sequence[int], embed_dim: int = 256, hidden_dim: int = 128,
                        element_perm: torch.Tensor | None = None) -> BatchedModel:
     """Build a seed-batched model by canonical name; seed ``i`` initialised as ``make_model(..., seed=seeds[i])``."""
-    if model == "OneLayerMLP":
-        return BatchedOneLayerMLP(n, embed_dim, hidden_dim, seeds=seeds, element_perm=element_perm)
-    if model == "Transformer":
-        return BatchedTransformer(n, seeds=seeds, element_perm=element_perm)
-    if model == "BilinearNet":
-        return BatchedBilinearNet(n, embed_dim, seeds=seeds, element_perm=element_perm)
-    raise ValueError(f"unknown model {model!r}; expected one of {list(BATCHED_MODELS)}")
+    widths = _width_args(model, embed_dim, hidden_dim, BATCHED_MODELS)
+    return BATCHED_MODELS[model](n, *widths, seeds=seeds, element_perm=element_perm)

@@ -55,7 +55,7 @@ import socket
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rep_theory.experiments import Job, JobResult, _record_failure, execute_job
+from rep_theory.experiments import Job, JobResult, record_failure, execute_job
 
 __all__ = ["RayBackend", "DEFAULT_MAX_RETRIES"]
 
@@ -226,7 +226,7 @@ class RayBackend:
                        f"retr{'y' if self.max_retries == 1 else 'ies'}): {first_line}")
             logger.error("%s failed: %s", job.name, message)
             try:
-                _record_failure(job, message, str(err))
+                record_failure(job, message, str(err))
             except OSError as record_err:
                 logger.error("%s: could not write the failure record: %s", job.name, record_err)
             return JobResult(job, "failed", message)

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
 """The reference data sits beside the checkout: ``<parent of the repo>/shared`` (CI copies it there)."""
@@ -25,3 +26,13 @@ def tmp_cache(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "cache"
     monkeypatch.setenv("REP_THEORY_CACHE", str(folder))
     return folder
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models run faster on one thread (no intra-op thread start-up per op) and identically
+    to a one-thread subprocess; the previous thread count is restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -13,14 +13,7 @@ from rep_theory.models import (BATCHED_MODELS, BatchedOneLayerMLP, BatchedTransf
                                Transformer, make_batched_model, make_model)
 from rep_theory.paper_order import package_to_paper, paper_to_package
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run faster on one thread (no thread start-up per op on a busy machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _paper(reference_dir, run):

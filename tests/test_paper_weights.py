@@ -4,7 +4,7 @@ Each run of ``shared/reference/paper_models`` goes through ``rep-theory import-p
 ``rep-theory eval --final``; every key of the paper's ``summary_metrics.json`` is compared:
 same key irreps; FVEs, similarities and accuracies within 1e-3 absolute; losses within 5 %
 relative where the paper's value exceeds 1e-4, within a factor 2 below.  Documented exceptions
-(docs/metrics.md):
+(README, "Evaluating runs"):
 
 * cyclic groups: the hidden-layer-basis keys (:data:`rep_theory.metrics.CYCLIC_HIDDEN_BASIS_KEYS`)
   differ by construction (the paper's bases carried two arbitrary extra directions per 2-d irrep);

@@ -23,16 +23,9 @@ from rep_theory.models import make_model
 from rep_theory.train import (LOG_COLUMNS, checkpoint_epochs, cross_entropy64, fit, list_checkpoints, load_run_model,
                               new_run, run_status, sum_cross_entropy64, train_run, train_runs)
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models train faster (and identically in a subprocess) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _tiny(seed=1, **kw):
