@@ -20,6 +20,7 @@ measures the transformer instead.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -36,7 +37,8 @@ def _sync(device):
         torch.cuda.synchronize(device)
 
 
-def paper_loop(spec, model_name, seeds, steps, device):
+def paper_loop(spec, model_name, seeds, device):
+    """One training step of every seed, one seed after another, as the paper's code."""
     cfg = paper_defaults(spec, model_name)
     runs = []
     for s in seeds:
@@ -53,10 +55,11 @@ def paper_loop(spec, model_name, seeds, steps, device):
             loss.backward()
             opt.step()
             opt.zero_grad()
-    return _time(step, steps, device)
+    return step
 
 
-def batched(spec, model_name, seeds, steps, device):
+def batched(spec, model_name, seeds, device):
+    """One training step of the seed-batched model (the path ``rep-theory train`` uses)."""
     cfg = paper_defaults(spec, model_name)
     splits = [make_split(spec, cfg.frac_train, s) for s in seeds]
     a = torch.stack([s.a_train for s in splits]).to(device)
@@ -73,25 +76,29 @@ def batched(spec, model_name, seeds, steps, device):
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
-    return _time(step, steps, device)
+    return step
 
 
 def _time(step, steps, device):
+    """Median seconds per step: robust to the other tenants of a shared machine."""
     for _ in range(3):  # warm-up
         step()
-    _sync(device)
-    t0 = time.perf_counter()
+    times = []
     for _ in range(steps):
+        _sync(device)
+        t0 = time.perf_counter()
         step()
-    _sync(device)
-    return (time.perf_counter() - t0) / steps
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per variant")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per variant and round")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved timing rounds")
     parser.add_argument("--group", default="S5")
     parser.add_argument("--model", default="MLP", choices=["MLP", "T", "B"])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
@@ -121,13 +128,24 @@ def main(argv=None):
                   f"test_acc {last['test_acc']:.4f}")
         return
 
-    t_batched = batched(args.group, args.model, seeds, args.steps, device)
-    t_loop = paper_loop(args.group, args.model, seeds, max(2, args.steps // 2), device)
+    # Interleaved rounds: both variants see the same load on a shared machine; the speed-up is
+    # the median over rounds of the per-round ratio of median step times.
+    step_batched = batched(args.group, args.model, seeds, device)
+    step_loop = paper_loop(args.group, args.model, seeds, device)
+    rounds = []
+    for _ in range(args.rounds):
+        t_b = _time(step_batched, args.steps, device)
+        t_l = _time(step_loop, max(2, args.steps // 2), device)
+        rounds.append((t_b, t_l))
+    t_batched = statistics.median(t for t, _ in rounds)
+    t_loop = statistics.median(t for _, t in rounds)
+    ratio = statistics.median(t_l / t_b for t_b, t_l in rounds)
     sps_b = len(seeds) / t_batched
     sps_l = len(seeds) / t_loop
     print(f"paper loop : {t_loop * 1e3:8.1f} ms/epoch for {len(seeds)} seeds = {sps_l:8.1f} seed-steps/s")
     print(f"batched    : {t_batched * 1e3:8.1f} ms/epoch for {len(seeds)} seeds = {sps_b:8.1f} seed-steps/s")
-    print(f"speed-up   : {sps_b / sps_l:.2f}x")
+    print(f"speed-up   : {ratio:.2f}x (median of {args.rounds} interleaved rounds: "
+          f"{', '.join(f'{t_l / t_b:.2f}' for t_b, t_l in rounds)})")
 
 
 if __name__ == "__main__":

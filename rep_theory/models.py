@@ -440,15 +440,69 @@ def _flat_index(idx: torch.Tensor, rows: int) -> torch.Tensor:
     return (idx + offsets).reshape(-1)
 
 
-def _gather_rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """``table [seed, rows, *rest]``, ``idx [seed, batch]`` -> ``[seed, batch, *rest]`` (``table[s, idx[s]]``).
+class _GatherRows(torch.autograd.Function):
+    """``flat_table[flat_idx]`` with a backward chosen per device, both deterministic.
 
-    Advanced indexing rather than ``index_select``: its backward (``index_put_`` with accumulation)
-    is deterministic on CUDA, where ``index_select``'s (``index_add_``) uses atomic adds, whose
-    varying summation order late in training (losses ~1e-6) AdamW amplifies into different runs.
+    On CUDA the gradient is accumulated with ``index_put_(accumulate=True)`` (what advanced indexing
+    uses): ``index_add_`` there relies on atomic adds, whose varying summation order late in
+    training (losses ~1e-6) AdamW amplifies into different runs.  On the CPU ``index_add_`` is
+    sequential, hence deterministic, and several times faster than ``index_put_``.
     """
+
+    @staticmethod
+    def forward(ctx, flat_table: torch.Tensor, flat_idx: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(flat_idx)
+        ctx.rows = flat_table.shape[0]
+        return flat_table.index_select(0, flat_idx)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (flat_idx,) = ctx.saved_tensors
+        out = grad.new_zeros((ctx.rows, *grad.shape[1:]))
+        if grad.is_cuda:
+            out.index_put_((flat_idx,), grad, accumulate=True)
+        else:
+            out.index_add_(0, flat_idx, grad)
+        return out, None
+
+
+class _PairHidden(torch.autograd.Function):
+    """``relu(Lx[s, a[s]] + Ly[s, b[s]])`` ``[seed, batch, hidden]`` as one autograd node.
+
+    The same numbers as ``F.relu(_gather_rows(Lx, a) + _gather_rows(Ly, b))``, with the sum and the
+    ReLU done in place and the two gradient scatters sharing one masked gradient: this is the
+    hot path of seed-batched MLP training.
+    """
+
+    @staticmethod
+    def forward(ctx, Lx: torch.Tensor, Ly: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        s, rows = Lx.shape[:2]
+        ia, ib = _flat_index(a, rows), _flat_index(b, rows)
+        flat_x, flat_y = Lx.reshape(s * rows, -1), Ly.reshape(s * rows, -1)
+        hidden = flat_x.index_select(0, ia).add_(flat_y.index_select(0, ib)).relu_()
+        ctx.save_for_backward(hidden, ia, ib)
+        ctx.rows = s * rows
+        return hidden.reshape(s, a.shape[1], -1)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        hidden, ia, ib = ctx.saved_tensors
+        g = torch.ops.aten.threshold_backward(grad.reshape(hidden.shape), hidden, 0)  # relu backward
+        out = []
+        for idx in (ia, ib):
+            acc = g.new_zeros((ctx.rows, g.shape[1]))
+            if g.is_cuda:  # deterministic accumulation on CUDA (see _GatherRows)
+                acc.index_put_((idx,), g, accumulate=True)
+            else:
+                acc.index_add_(0, idx, g)
+            out.append(acc.reshape(-1, *grad.shape[2:]).reshape(grad.shape[0], -1, grad.shape[2]))
+        return out[0], out[1], None, None
+
+
+def _gather_rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``table [seed, rows, *rest]``, ``idx [seed, batch]`` -> ``[seed, batch, *rest]`` (``table[s, idx[s]]``)."""
     s, rows = table.shape[:2]
-    flat = table.reshape(s * rows, *table.shape[2:])[_flat_index(idx, rows)]
+    flat = _GatherRows.apply(table.reshape(s * rows, *table.shape[2:]), _flat_index(idx, rows))
     return flat.reshape(s, idx.shape[1], *table.shape[2:])
 
 
@@ -569,7 +623,7 @@ class BatchedOneLayerMLP(BatchedModel):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         Lx, Ly = self.element_tables()
-        hidden = F.relu(_gather_rows(Lx, a) + _gather_rows(Ly, b))  # [seed, batch, hidden]
+        hidden = _PairHidden.apply(Lx, Ly, a, b)  # [seed, batch, hidden] = relu(Lx[a] + Ly[b])
         return torch.bmm(hidden, self.W_U)
 
 

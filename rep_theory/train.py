@@ -139,10 +139,11 @@ class _SumCrossEntropy64(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_output: torch.Tensor):
         exp, total, labels = ctx.saved_tensors
-        probs = exp.div_(total)  # in place: the graph is not kept (no retain_graph in training)
-        probs.scatter_add_(-1, labels.unsqueeze(-1),
-                           torch.full((*labels.shape, 1), -1.0, dtype=probs.dtype, device=probs.device))
-        return probs.mul_(grad_output * ctx.scale).to(ctx.dtype), None, None
+        weight = grad_output * ctx.scale
+        # (softmax - onehot) * weight, in place (the graph is not kept: no retain_graph in training)
+        grad = exp.mul_(weight / total)
+        grad.scatter_add_(-1, labels.unsqueeze(-1), (-weight).expand(*labels.shape, 1).to(grad.dtype))
+        return grad.to(ctx.dtype), None, None
 
 
 def sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
