@@ -125,8 +125,9 @@ class _SumCrossEntropy64(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
-        x = logits.to(torch.float64)                 # a fresh copy: modified in place below
-        x.sub_(x.amax(dim=-1, keepdim=True))
+        # logits - max, in float64: float32 values convert exactly, so taking the max before the
+        # conversion and subtracting while converting (type promotion) gives the same bits in one pass.
+        x = torch.sub(logits, logits.amax(dim=-1, keepdim=True).to(torch.float64))
         target = x.gather(-1, labels.unsqueeze(-1))
         x.exp_()
         total = x.sum(dim=-1, keepdim=True)
