@@ -26,15 +26,18 @@ True
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Mapping
 
 from rep_theory import __version__
 
 __all__ = ["RunConfig", "paper_defaults", "MODEL_NAMES", "MODEL_SHORT_NAMES", "PAPER_GROUP_FAMILIES",
-           "PAPER_GRID"]
+           "PAPER_GRID", "load_config"]
 
 MODEL_NAMES = ("OneLayerMLP", "Transformer", "BilinearNet")
 """Canonical model names (the paper's class names)."""
@@ -340,3 +343,18 @@ def _check_float(name: str, value: Any) -> float:
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {name}={value!r}")
     return value
+
+
+def load_config(run_dir: str | os.PathLike) -> RunConfig:
+    """The :class:`RunConfig` of ``run_dir/cfg.json`` (a paper cfg.json loads as is)."""
+    path = Path(run_dir) / "cfg.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"no cfg.json in run directory {run_dir} (create one with `rep-theory new`)")
+    try:
+        d = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{path}: not valid JSON ({err})") from None
+    try:
+        return RunConfig.from_dict(d)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{path}: {err}") from None

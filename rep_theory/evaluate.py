@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import re
@@ -35,7 +34,7 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from rep_theory.config import RunConfig
+from rep_theory.config import RunConfig, load_config
 from rep_theory.data import make_split
 from rep_theory.groups import get_group
 from rep_theory.io import CorruptFileError, atomic_write_json, atomic_write_text, load_checked
@@ -157,7 +156,7 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         raise FileNotFoundError(f"{cfg_path} not found: {run_dir} is not a run directory")
     if not final_path.is_file():
         raise FileNotFoundError(f"{final_path} not found: evaluate needs the final model of {run_dir}")
-    cfg = RunConfig.from_dict(json.loads(cfg_path.read_text()))
+    cfg = load_config(run_dir)
     dev = resolve_device(device)
     G = get_group(cfg.spec)
     bases = IrrepBases.for_group(G, dev)

@@ -58,7 +58,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
-from rep_theory.config import RunConfig, paper_defaults
+from rep_theory.config import RunConfig, load_config, paper_defaults
 from rep_theory.io import atomic_write_json
 
 __all__ = ["GRIDS", "GridRun", "grid_runs", "load_grid", "create_batch", "run_name",
@@ -245,8 +245,8 @@ def create_batch(batch_dir: str | Path, grid: str | Path | Mapping[str, Any] = "
         if cfg_path.is_file():
             existing.append(run_dir)
             try:
-                old = RunConfig.from_dict(json.loads(cfg_path.read_text()))
-            except (ValueError, TypeError, json.JSONDecodeError) as err:
+                old = load_config(run_dir)
+            except ValueError as err:
                 logger.warning("%s: existing cfg.json unreadable (%s); kept as is", run.name, err)
                 continue
             if old != run.config:
@@ -543,8 +543,8 @@ def plan_jobs(run_dirs: Iterable[Path], *, device: str = "auto", final_only: boo
         state = run_state(run_dir, final_only=final_only)
         if state == RunState.CREATED:
             try:
-                config = RunConfig.from_dict(json.loads((run_dir / "cfg.json").read_text()))
-            except (ValueError, TypeError) as err:  # JSONDecodeError is a ValueError
+                config = load_config(run_dir)
+            except ValueError as err:
                 invalid[run_dir.name] = f"invalid cfg.json: {err}"
                 continue
             groups.setdefault(config.batch_key(), []).append(run_dir)

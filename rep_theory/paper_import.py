@@ -24,13 +24,12 @@ Transformer's stale ``x_embed``/``y_embed`` copies of ``W_E``) are dropped and l
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import torch
 
-from rep_theory.config import RunConfig
+from rep_theory.config import load_config
 from rep_theory.io import atomic_write_json, save_checked
 from rep_theory.paper_order import package_to_paper
 
@@ -78,7 +77,7 @@ def import_paper_run(paper_run_dir: str | Path, out_run_dir: str | Path, *, over
             raise FileNotFoundError(f"{src / name} not found: {src} is not a paper run directory")
     if (dst / "model.pt").exists() and not overwrite:
         raise FileExistsError(f"{dst / 'model.pt'} exists; pass overwrite=True (--overwrite) to replace it")
-    cfg = RunConfig.from_dict(json.loads((src / "cfg.json").read_text())).replace(paper_order=True)
+    cfg = load_config(src).replace(paper_order=True)
     paper_state = torch.load(src / "model.pt", map_location="cpu", weights_only=True)
     if not isinstance(paper_state, dict):
         raise ValueError(f"{src / 'model.pt'}: expected a state dict, got {type(paper_state).__name__}")

@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import math
 import os
@@ -58,7 +57,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rep_theory.config import RunConfig
+from rep_theory.config import RunConfig, load_config
 from rep_theory.data import PairSplit, element_permutation, make_split
 from rep_theory.groups import get_group
 from rep_theory.io import (CorruptFileError, atomic_write_bytes, atomic_write_json, atomic_write_text, load_checked,
@@ -176,21 +175,6 @@ def list_checkpoints(run_dir: str | os.PathLike) -> list[int]:
         except ValueError:
             continue
     return sorted(epochs)
-
-
-def load_config(run_dir: str | os.PathLike) -> RunConfig:
-    """The :class:`RunConfig` of ``run_dir/cfg.json`` (a paper cfg.json loads as is)."""
-    path = Path(run_dir) / "cfg.json"
-    if not path.is_file():
-        raise FileNotFoundError(f"no cfg.json in run directory {run_dir} (create one with `rep-theory new`)")
-    try:
-        d = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: not valid JSON ({err})") from None
-    try:
-        return RunConfig.from_dict(d)
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"{path}: {err}") from None
 
 
 def new_run(run_dir: str | os.PathLike, cfg: RunConfig) -> Path:
