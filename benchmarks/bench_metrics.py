@@ -1,7 +1,7 @@
 """Benchmark the per-checkpoint metrics; prints its figures.
 
 1. S5 MLP of the paper (``shared/reference/paper_models/S5_MLP_seed1``): seconds per checkpoint of
-   :func:`rep_theory.metrics.checkpoint_metrics` against a straightforward re-implementation of the
+   :func:`rep_theory.analysis.metrics.checkpoint_metrics` against a straightforward re-implementation of the
    paper's procedure (``tests/test_metrics.py::naive_metrics``: the hidden layer and logits recomputed
    for every metric of every irrep, explicit ``[n^2, r]`` pair bases, an ``n^3`` trace tensor per
    irrep).  Both get their per-run setup (bases, trace tensors) built beforehand, timed separately;
@@ -48,11 +48,11 @@ def _best_of(fn, repeats: int) -> tuple[float, object]:
 def bench_s5(repeats: int, device: torch.device) -> None:
     from test_metrics import naive_metrics, naive_setup
 
-    from rep_theory.config import RunConfig
-    from rep_theory.data import make_split
-    from rep_theory.metrics import IrrepBases, checkpoint_metrics
-    from rep_theory.models import make_model
-    from rep_theory.paper_import import reorder_paper_state_dict
+    from rep_theory.training.config import RunConfig
+    from rep_theory.training.data import make_split
+    from rep_theory.analysis.metrics import IrrepBases, checkpoint_metrics
+    from rep_theory.training.models import make_model
+    from rep_theory.pipeline.paper_import import reorder_paper_state_dict
 
     src = SHARED / "reference" / "paper_models" / "S5_MLP_seed1"
     cfg = RunConfig.from_dict(json.loads((src / "cfg.json").read_text()))
@@ -85,9 +85,9 @@ def bench_s5(repeats: int, device: torch.device) -> None:
 
 def s6_worker(device: str) -> None:
     """Runs in a fresh process: one S6 checkpoint; prints a JSON line of its figures."""
-    from rep_theory.data import make_split
-    from rep_theory.metrics import IrrepBases, checkpoint_metrics
-    from rep_theory.models import make_model
+    from rep_theory.training.data import make_split
+    from rep_theory.analysis.metrics import IrrepBases, checkpoint_metrics
+    from rep_theory.training.models import make_model
 
     dev = torch.device(device)
     model = make_model("OneLayerMLP", 720, seed=0, embed_dim=256, hidden_dim=128).to(dev).eval()
@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--skip-s6", action="store_true")
     parser.add_argument("--s6-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from rep_theory.evaluate import resolve_device
+    from rep_theory.analysis.evaluate import resolve_device
     device = resolve_device(args.device)
     if args.s6_worker:
         s6_worker(str(device))

@@ -12,7 +12,7 @@ Measures seed-steps per second (one full-batch AdamW step of one seed) for the p
     python benchmarks/bench_train.py --full-run 250000 --seeds 4 --device cuda   # time a whole run
 
 ``--full-run N`` trains 4 (``--seeds``) S5 MLP runs of N epochs in memory with
-:func:`rep_theory.train.fit` (evaluation every ``log_every`` epochs included, no files) and prints
+:func:`rep_theory.training.train.fit` (evaluation every ``log_every`` epochs included, no files) and prints
 the wall time (on CUDA each step is a CUDA graph replay unless ``--no-graphs``).  ``--model T``
 measures the transformer instead.
 """
@@ -26,10 +26,10 @@ import time
 import torch
 import torch.nn.functional as F
 
-from rep_theory.config import paper_defaults
-from rep_theory.data import make_split
-from rep_theory.models import make_batched_model, make_model
-from rep_theory.train import fit, resolve_device, sum_cross_entropy64
+from rep_theory.training.config import paper_defaults
+from rep_theory.training.data import make_split
+from rep_theory.training.models import make_batched_model, make_model
+from rep_theory.training.train import fit, resolve_device, sum_cross_entropy64
 
 
 def _sync(device):

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rep_theory import analysis
+from rep_theory.analysis import summaries as analysis
 from rep_theory.io import atomic_write_text
 
 

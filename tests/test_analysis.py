@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from rep_theory import analysis, batch_figures
+from rep_theory.analysis import summaries as analysis, batch_figures
 from rep_theory.cli import main
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"  # as tests/conftest.py

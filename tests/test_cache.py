@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from rep_theory import cache
+from rep_theory.algebra import cache
 from rep_theory.cli import main
-from rep_theory.groups import Group, get_group
+from rep_theory.algebra.groups import Group, get_group
 from rep_theory.io import save_checked
-from rep_theory.irreps import compute_irreps, group_irreps, verify_irreps
+from rep_theory.algebra.irreps import compute_irreps, group_irreps, verify_irreps
 
 ROOT = Path(__file__).resolve().parents[1]
 

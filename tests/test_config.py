@@ -6,7 +6,7 @@ import json
 import pytest
 
 from rep_theory import __version__
-from rep_theory.config import PAPER_GRID, RunConfig, paper_defaults
+from rep_theory.training.config import PAPER_GRID, RunConfig, paper_defaults
 
 PAPER_RUNS = ("C113_MLP_seed1", "C113_T_seed1", "D59_MLP_seed1", "S5_MLP_seed1")
 

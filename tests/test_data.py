@@ -5,11 +5,11 @@ import json
 import pytest
 import torch
 
-from rep_theory.data import (all_pairs, make_split, n_train_pairs, pair_labels, paper_train_test_split,
+from rep_theory.training.data import (all_pairs, make_split, n_train_pairs, pair_labels, paper_train_test_split,
                              split_permutation, train_test_split)
-from rep_theory.groups import get_group
-from rep_theory.models import make_model
-from rep_theory.paper_order import package_to_paper, paper_to_package
+from rep_theory.algebra.groups import get_group
+from rep_theory.training.models import make_model
+from rep_theory.algebra.paper_order import package_to_paper, paper_to_package
 
 
 def _paper_split_loss(model, split):

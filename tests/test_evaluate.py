@@ -13,14 +13,14 @@ import json
 import pytest
 import torch
 
-import rep_theory.evaluate as E
+import rep_theory.analysis.evaluate as E
 from rep_theory.cli import main
-from rep_theory.config import RunConfig
-from rep_theory.data import make_split
+from rep_theory.training.config import RunConfig
+from rep_theory.training.data import make_split
 from rep_theory.io import save_checked
-from rep_theory.metrics import checkpoint_metrics, metric_names
-from rep_theory.models import make_model
-from rep_theory.run_figures import FIGURE_FILES
+from rep_theory.analysis.metrics import checkpoint_metrics, metric_names
+from rep_theory.training.models import make_model
+from rep_theory.analysis.run_figures import FIGURE_FILES
 from test_planted import planted_mlp_state
 
 SPEC = "C7"

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from rep_theory import experiments
+from rep_theory.pipeline import runner as experiments
 from rep_theory.cli import main
-from rep_theory.config import RunConfig, paper_defaults
-from rep_theory.experiments import (GRIDS, Job, LocalBackend, RunLockedError, create_batch,
+from rep_theory.training.config import RunConfig, paper_defaults
+from rep_theory.pipeline.runner import (GRIDS, Job, LocalBackend, RunLockedError, create_batch,
                                     execute_job, load_grid, run_batch, run_lock, run_state)
 
 
@@ -134,10 +134,10 @@ def fake_pipeline(monkeypatch):
             (Path(run_dir) / name).write_text("{}" if name.endswith("json") else "")
         return {}
 
-    import rep_theory.evaluate
-    import rep_theory.train
-    monkeypatch.setattr(rep_theory.train, "train_runs", train_runs)
-    monkeypatch.setattr(rep_theory.evaluate, "evaluate_run", evaluate_run)
+    import rep_theory.analysis.evaluate
+    import rep_theory.training.train
+    monkeypatch.setattr(rep_theory.training.train, "train_runs", train_runs)
+    monkeypatch.setattr(rep_theory.analysis.evaluate, "evaluate_run", evaluate_run)
     monkeypatch.setattr(experiments, "_finish", lambda *a, **k: None)
     return calls
 

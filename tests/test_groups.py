@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from rep_theory.groups import Group, get_group
+from rep_theory.algebra.groups import Group, get_group
 
 SPECS = ["C1", "C2", "C7", "C12", "D3", "D4", "D8", "S1", "S3", "S4", "S5", "A3", "A4", "A5", "Q8",
          "Dic3", "C4xC6", "Q8xC3", "S3xC2", "C2xC2xC3"]

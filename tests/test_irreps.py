@@ -8,8 +8,8 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from rep_theory.groups import Group, get_group
-from rep_theory.irreps import (KINDS, PAPER_IRREP_NAMES, Irrep, compute_irreps, conjugate_partition,
+from rep_theory.algebra.groups import Group, get_group
+from rep_theory.algebra.irreps import (KINDS, PAPER_IRREP_NAMES, Irrep, compute_irreps, conjugate_partition,
                                partitions, verify_irreps)
 
 CHECKED_SPECS = ["C1", "C2", "C5", "C12", "C113", "D3", "D4", "D8", "D59", "S1", "S2", "S3", "S4", "S5", "S6",

@@ -16,13 +16,13 @@ import scipy.linalg
 import torch
 import torch.nn.functional as F
 
-import rep_theory.metrics as M
-from rep_theory.data import train_test_split
-from rep_theory.groups import get_group
-from rep_theory.metrics import (IrrepBases, aggregate_pairs, checkpoint_metrics, fve, learning_order,
+import rep_theory.analysis.metrics as M
+from rep_theory.training.data import train_test_split
+from rep_theory.algebra.groups import get_group
+from rep_theory.analysis.metrics import (IrrepBases, aggregate_pairs, checkpoint_metrics, fve, learning_order,
                                 logit_similarity, metric_names, orthonormal_basis, product_kernel,
                                 project, select_key_irreps)
-from rep_theory.models import make_model
+from rep_theory.training.models import make_model
 
 
 # --------------------------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ import json
 import pytest
 import torch
 
-from rep_theory.groups import get_group
-from rep_theory.paper_order import PAPER_ORDERED_GROUPS, package_to_paper, paper_to_package
+from rep_theory.algebra.groups import get_group
+from rep_theory.algebra.paper_order import PAPER_ORDERED_GROUPS, package_to_paper, paper_to_package
 
 
 def _mlp_predictions(state: dict, n: int) -> torch.Tensor:

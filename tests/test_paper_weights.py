@@ -6,7 +6,7 @@ same key irreps; FVEs, similarities and accuracies within 1e-3 absolute; losses 
 relative where the paper's value exceeds 1e-4, within a factor 2 below.  Documented exceptions
 (README, "Evaluating runs"):
 
-* cyclic groups: the hidden-layer-basis keys (:data:`rep_theory.metrics.CYCLIC_HIDDEN_BASIS_KEYS`)
+* cyclic groups: the hidden-layer-basis keys (:data:`rep_theory.analysis.metrics.CYCLIC_HIDDEN_BASIS_KEYS`)
   differ by construction (the paper's bases carried two arbitrary extra directions per 2-d irrep);
   they are checked against a brute-force computation with explicit pair bases instead;
 * Transformer ``sum_of_squared_weights``: the paper's code summed parameters whose name contains
@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from rep_theory.cli import main
-from rep_theory.config import RunConfig
-from rep_theory.data import make_split
-from rep_theory.evaluate import load_run_model, load_weights
-from rep_theory.groups import get_group
-from rep_theory.metrics import CYCLIC_HIDDEN_BASIS_KEYS
-from rep_theory.paper_order import paper_to_package
+from rep_theory.training.config import RunConfig
+from rep_theory.training.data import make_split
+from rep_theory.analysis.evaluate import load_run_model, load_weights
+from rep_theory.algebra.groups import get_group
+from rep_theory.analysis.metrics import CYCLIC_HIDDEN_BASIS_KEYS
+from rep_theory.algebra.paper_order import paper_to_package
 
 RUNS = ("C113_MLP_seed1", "C113_T_seed1", "D59_MLP_seed1", "S5_MLP_seed1")
 
@@ -172,7 +172,7 @@ def test_imported_s5_weights_compute_the_papers_function(reference_dir, evaluate
 
 def test_import_refuses_to_overwrite_and_names_missing_files(reference_dir, evaluated, tmp_path):
     dst, src = evaluated["D59_MLP_seed1"]
-    from rep_theory.paper_import import import_paper_run
+    from rep_theory.pipeline.paper_import import import_paper_run
     with pytest.raises(FileExistsError, match="overwrite"):
         import_paper_run(src, dst)
     assert main(["import-paper", str(src), str(dst)]) == 2

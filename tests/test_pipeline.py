@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from rep_theory import analysis, experiments
-from rep_theory.groups import get_group
+from rep_theory.analysis import summaries as analysis
+from rep_theory.pipeline import runner as experiments
+from rep_theory.algebra.groups import get_group
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "create_run_and_eval_batch_experiments.sh"

@@ -21,10 +21,10 @@ import math
 import pytest
 import torch
 
-from rep_theory.data import train_test_split
-from rep_theory.groups import get_group
-from rep_theory.metrics import checkpoint_metrics
-from rep_theory.models import make_model
+from rep_theory.training.data import train_test_split
+from rep_theory.algebra.groups import get_group
+from rep_theory.analysis.metrics import checkpoint_metrics
+from rep_theory.training.models import make_model
 
 MARGIN = 12.0
 """``alpha * delta``: the logit margin of the correct answer (loss about ``n * exp(-MARGIN)``)."""

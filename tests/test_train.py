@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 
 from rep_theory.cli import main as cli_main
-from rep_theory.config import RunConfig
-from rep_theory.data import make_split
+from rep_theory.training.config import RunConfig
+from rep_theory.training.data import make_split
 from rep_theory.io import load_checked
-from rep_theory.models import make_model
-from rep_theory.train import (LOG_COLUMNS, checkpoint_epochs, cross_entropy64, fit, list_checkpoints, load_run_model,
+from rep_theory.training.models import make_model
+from rep_theory.training.train import (LOG_COLUMNS, checkpoint_epochs, cross_entropy64, fit, list_checkpoints, load_run_model,
                               new_run, run_status, sum_cross_entropy64, train_run, train_runs)
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -176,7 +176,7 @@ def test_new_and_train_run_directory(tmp_path, capsys):
 
 
 def test_runs_differing_in_seed_train_as_one_batch(tmp_path, monkeypatch):
-    import rep_theory.train as train_module
+    import rep_theory.training.train as train_module
     calls = []
     real = train_module._train_batch
     monkeypatch.setattr(train_module, "_train_batch", lambda batch, *a, **k: calls.append(len(batch.cfgs)) or real(batch, *a, **k))
@@ -203,7 +203,7 @@ def test_corrupt_newest_resume_state_is_reported_and_skipped(tmp_path, caplog):
     data = (run / "resume" / "state_40.pt").read_bytes()
     (run / "resume" / "state_40.pt").write_bytes(data[: len(data) // 2])
     final_before = torch.load(run / "checkpoints" / "epoch_40.pt", weights_only=True)
-    with caplog.at_level(logging.WARNING, logger="rep_theory.train"):
+    with caplog.at_level(logging.WARNING, logger="rep_theory.training.train"):
         train_run(run, "cpu", progress=False)
     assert any("state_40.pt" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     final = torch.load(run / "model.pt", weights_only=True)

@@ -1,7 +1,7 @@
 """``rep-theory create | batch | tables | figures | demo``: many runs at once, and the demo.
 
-Each handler is one library call (``rep_theory.experiments``, ``rep_theory.analysis``,
-``rep_theory.batch_figures``, ``rep_theory.demo``) plus printing.
+Each handler is one library call (``rep_theory.pipeline.runner``, ``rep_theory.analysis.summaries``,
+``rep_theory.analysis.batch_figures``, ``rep_theory.pipeline.demo``) plus printing.
 """
 
 from __future__ import annotations
@@ -88,14 +88,14 @@ def register(subparsers) -> None:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from rep_theory.experiments import create_batch
+    from rep_theory.pipeline.runner import create_batch
     created, existing = create_batch(args.batch_dir, args.grid, only=args.only)
     print(f"{args.batch_dir}: created {len(created)} run(s), kept {len(existing)} existing")
     return 0
 
 
 def _batch(args: argparse.Namespace) -> int:
-    from rep_theory.experiments import batch_status, run_batch
+    from rep_theory.pipeline.runner import batch_status, run_batch
     if args.status:
         status = batch_status(args.batch_dir, only=args.only, final_only=args.final_only)
         for name, info in status.items():
@@ -105,7 +105,7 @@ def _batch(args: argparse.Namespace) -> int:
         return 0
     backend = None
     if args.backend == "ray":
-        from rep_theory.ray_backend import RayBackend
+        from rep_theory.pipeline.ray_backend import RayBackend
         backend = RayBackend(args.address, gpus_per_job=args.gpus_per_job)
     elif args.address is not None or args.gpus_per_job is not None:
         raise ValueError("--address and --gpus-per-job need --backend ray")
@@ -122,15 +122,15 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from rep_theory.analysis import write_tables
+    from rep_theory.analysis.summaries import write_tables
     written = write_tables(args.batch_dir, args.out, only=args.only)
     print(f"wrote {len(written)} table files to {Path(written['tables.md']).parent}")
     return 0
 
 
 def _figures(args: argparse.Namespace) -> int:
-    from rep_theory.analysis import paper_runs
-    from rep_theory.batch_figures import write_figures
+    from rep_theory.analysis.summaries import paper_runs
+    from rep_theory.analysis.batch_figures import write_figures
     written = write_figures(args.batch_dir, args.out, only=args.only,
                             runs=paper_runs() if args.paper else None)
     folder = args.out or args.batch_dir / "figures"
@@ -139,7 +139,7 @@ def _figures(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from rep_theory.demo import run_demo
+    from rep_theory.pipeline.demo import run_demo
     result = run_demo(args.out, preset=args.preset, group=args.group, epochs=args.epochs, seed=args.seed,
                       device=args.device, progress=True)
     print(result.text)

@@ -1,12 +1,12 @@
 """``rep-theory eval`` and ``rep-theory import-paper``: thin wrappers over
-:func:`rep_theory.evaluate.evaluate_run` and :func:`rep_theory.paper_import.import_paper_run`."""
+:func:`rep_theory.analysis.evaluate.evaluate_run` and :func:`rep_theory.pipeline.paper_import.import_paper_run`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-from rep_theory.metrics import KEY_THRESHOLD, ORDER_THRESHOLD
+from rep_theory.analysis.metrics import KEY_THRESHOLD, ORDER_THRESHOLD
 
 
 def register(subparsers) -> None:
@@ -37,7 +37,7 @@ def register(subparsers) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from rep_theory.evaluate import evaluate_run
+    from rep_theory.analysis.evaluate import evaluate_run
 
     for run_dir in args.run_dirs:
         summary = evaluate_run(run_dir, final_only=args.final, key_threshold=args.key_threshold,
@@ -50,7 +50,7 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _import_paper(args: argparse.Namespace) -> int:
-    from rep_theory.paper_import import import_paper_run
+    from rep_theory.pipeline.paper_import import import_paper_run
 
     try:
         out = import_paper_run(args.paper_run_dir, args.out_run_dir, overwrite=args.overwrite)

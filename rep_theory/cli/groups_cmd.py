@@ -36,8 +36,8 @@ def register(subparsers) -> None:
 
 
 def _irreps(args: argparse.Namespace) -> int:
-    from rep_theory.groups import get_group
-    from rep_theory.irreps import character_table, format_character_table
+    from rep_theory.algebra.groups import get_group
+    from rep_theory.algebra.irreps import character_table, format_character_table
 
     table = character_table(get_group(args.spec))
     print(json.dumps(table, indent=2) if args.json else format_character_table(table))
@@ -45,7 +45,7 @@ def _irreps(args: argparse.Namespace) -> int:
 
 
 def _cache_build(args: argparse.Namespace) -> int:
-    from rep_theory import cache
+    from rep_theory.algebra import cache
 
     report = cache.build(args.specs or cache.PAPER_SPECS, force=args.force, progress=True)
     for row in report:
@@ -55,7 +55,7 @@ def _cache_build(args: argparse.Namespace) -> int:
 
 
 def _cache_verify(args: argparse.Namespace) -> int:
-    from rep_theory import cache
+    from rep_theory.algebra import cache
 
     results = cache.verify(progress=True)
     if not results:
@@ -69,7 +69,7 @@ def _cache_verify(args: argparse.Namespace) -> int:
 
 
 def _cache_path(args: argparse.Namespace) -> int:
-    from rep_theory import cache
+    from rep_theory.algebra import cache
 
     print(cache.cache_dir())
     return 0

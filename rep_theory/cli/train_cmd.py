@@ -1,4 +1,4 @@
-"""``rep-theory new`` and ``rep-theory train``: thin wrappers over :mod:`rep_theory.train`.
+"""``rep-theory new`` and ``rep-theory train``: thin wrappers over :mod:`rep_theory.training.train`.
 
     rep-theory new RUN_DIR --group SPEC --model {MLP,T,B} --seed K [--epochs E] [--frac-train F]
                    [--lr X] [--weight-decay X] [--embed-dim E] [--hidden-dim H]
@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rep_theory.config import MODEL_SHORT_NAMES, paper_defaults
-from rep_theory.train import DEFAULT_RESUME_EVERY_S, new_run, train_runs
+from rep_theory.training.config import MODEL_SHORT_NAMES, paper_defaults
+from rep_theory.training.train import DEFAULT_RESUME_EVERY_S, new_run, train_runs
 
 
 def register(subparsers) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
-from rep_theory.groups import Group, get_group
+from rep_theory.algebra.groups import Group, get_group
 
 __all__ = ["all_pairs", "pair_labels", "split_permutation", "n_train_pairs", "train_test_split",
            "paper_train_test_split", "element_permutation", "PairSplit", "make_split"]
@@ -79,7 +79,7 @@ def element_permutation(spec: str, paper_order: bool = True) -> torch.Tensor | N
     """``paper_to_package(spec)`` for groups whose paper order differs (S5, S6, A5), else ``None``."""
     if not paper_order:
         return None
-    from rep_theory.paper_order import PAPER_ORDERED_GROUPS, paper_to_package
+    from rep_theory.algebra.paper_order import PAPER_ORDERED_GROUPS, paper_to_package
 
     name = get_group(spec).name
     return paper_to_package(name) if name in PAPER_ORDERED_GROUPS else None

@@ -2,8 +2,8 @@
 
 What a run does (one run directory = one seed of one model on one group):
 
-* data: the paper's split (:func:`rep_theory.data.make_split`); init: the paper's for the seed
-  (:mod:`rep_theory.models`); with ``paper_order`` (default) both are drawn over the paper's
+* data: the paper's split (:func:`rep_theory.training.data.make_split`); init: the paper's for the seed
+  (:mod:`rep_theory.training.models`); with ``paper_order`` (default) both are drawn over the paper's
   element order for S5/S6/A5, so seed k trains the paper's run k;
 * optimizer: ``torch.optim.AdamW(lr, betas, weight_decay)`` on the full training set every epoch;
   the loss is the paper's cross-entropy computed in float64 (``logits.to(float64)``, log-softmax);
@@ -17,14 +17,14 @@ What a run does (one run directory = one seed of one model on one group):
 
 Run directory::
 
-    cfg.json                      the RunConfig (see rep_theory.config)
+    cfg.json                      the RunConfig (see rep_theory.training.config)
     checkpoints/epoch_<e>.pt      plain single-seed state dicts (torch.load-able), written atomically
     resume/state_<e>.pt           checksummed resume states (weights, AdamW state, epoch), newest two
     train_log.csv                 epoch,train_loss,test_loss,train_acc,test_acc
     model.pt                      final weights; its presence marks the run finished
 
 Seed batching: runs whose configs differ only in ``seed`` train together in one seed-batched
-model (:mod:`rep_theory.models`), each seed with its own init, split and AdamW state.  AdamW is
+model (:mod:`rep_theory.training.models`), each seed with its own init, split and AdamW state.  AdamW is
 elementwise, so stacking the parameters gives every seed exactly its own update.
 
 Resume: a resume state is written (atomically, with a sha256, via :func:`rep_theory.io.save_checked`)
@@ -57,12 +57,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from rep_theory.config import RunConfig, load_config
-from rep_theory.data import PairSplit, element_permutation, make_split
-from rep_theory.groups import get_group
+from rep_theory.training.config import RunConfig, load_config
+from rep_theory.training.data import PairSplit, element_permutation, make_split
+from rep_theory.algebra.groups import get_group
 from rep_theory.io import (CorruptFileError, atomic_write_bytes, atomic_write_json, atomic_write_text, load_checked,
                            save_checked)
-from rep_theory.models import BatchedModel, GroupModel, make_batched_model, make_model
+from rep_theory.training.models import BatchedModel, GroupModel, make_batched_model, make_model
 
 __all__ = ["checkpoint_epochs", "resolve_device", "cross_entropy64", "new_run", "load_config",
            "sum_cross_entropy64", "run_status", "train_runs", "train_run", "fit", "load_run_model", "checkpoint_path",

@@ -3,17 +3,17 @@
 A run directory (DESIGN.md) holds ``cfg.json``, ``model.pt`` (final weights) and
 ``checkpoints/epoch_<e>.pt``.  :func:`evaluate_run` writes, atomically (:mod:`rep_theory.io`):
 
-* ``summary_metrics.json``: :func:`rep_theory.metrics.checkpoint_metrics` of ``model.pt``, with
+* ``summary_metrics.json``: :func:`rep_theory.analysis.metrics.checkpoint_metrics` of ``model.pt``, with
   ``epoch = num_epochs``; its key irreps (final similarity > ``key_threshold``) define the
   ``total_*`` and ``percent_*_explained`` metrics of every row;
 * ``irreps.txt`` (all irreps, trivial first), ``key_reps.txt`` (key irreps, in irrep order),
   ``key_reps_in_order.txt`` (key irreps by the first checkpoint whose similarity exceeds
   ``order_threshold``; only written when checkpoint metrics exist), one name per line as the paper;
 * ``metrics.csv``: one row per checkpoint, sorted by epoch, the columns of
-  :func:`rep_theory.metrics.metric_names` (``epoch`` last).  Re-running evaluates only the
+  :func:`rep_theory.analysis.metrics.metric_names` (``epoch`` last).  Re-running evaluates only the
   checkpoints not yet in the file (all of them if the key irreps or the columns changed), and
   rewrites the file periodically so an interrupted evaluation keeps its progress;
-* ``figures/``: the plotly figures of :mod:`rep_theory.run_figures`.
+* ``figures/``: the plotly figures of :mod:`rep_theory.analysis.run_figures`.
 
 Weight files may be plain ``torch.save`` state dicts (the paper's, possibly holding CUDA tensors)
 or :func:`rep_theory.io.save_checked` files; a dict with a ``"model"``/``"state_dict"`` entry
@@ -34,11 +34,11 @@ from typing import Any, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from rep_theory.config import RunConfig, load_config
-from rep_theory.data import make_split
-from rep_theory.groups import get_group
+from rep_theory.training.config import RunConfig, load_config
+from rep_theory.training.data import make_split
+from rep_theory.algebra.groups import get_group
 from rep_theory.io import CorruptFileError, atomic_write_json, atomic_write_text, load_checked
-from rep_theory.metrics import (KEY_THRESHOLD, ORDER_THRESHOLD, IrrepBases, checkpoint_metrics,
+from rep_theory.analysis.metrics import (KEY_THRESHOLD, ORDER_THRESHOLD, IrrepBases, checkpoint_metrics,
                                 learning_order, metric_names, select_key_irreps)
 
 __all__ = ["evaluate_run", "evaluate_runs", "load_weights", "list_checkpoints", "read_metrics_csv",
@@ -92,8 +92,8 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
 
 
 def load_run_model(cfg: RunConfig, weights: dict[str, torch.Tensor], device: torch.device):
-    """The run's model (:func:`rep_theory.models.make_model`) holding ``weights``, in eval mode."""
-    from rep_theory.models import make_model
+    """The run's model (:func:`rep_theory.training.models.make_model`) holding ``weights``, in eval mode."""
+    from rep_theory.training.models import make_model
 
     model = make_model(cfg.model, get_group(cfg.spec).order, seed=cfg.seed, embed_dim=cfg.embed_dim,
                        hidden_dim=cfg.hidden_dim)
@@ -207,7 +207,7 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
     else:
         log.info("%s: no checkpoints, so no learning order (key_reps_in_order.txt not written)", run_dir.name)
     if figures and history:
-        from rep_theory.run_figures import write_run_figures
+        from rep_theory.analysis.run_figures import write_run_figures
         write_run_figures(run_dir, history, irreps=bases.names, key_irreps=key_irreps)
     return summary
 

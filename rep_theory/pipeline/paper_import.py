@@ -1,9 +1,9 @@
 """Import a run of the paper's code release into a run directory of this package.
 
-The paper's run directory holds ``cfg.json`` (loads as a :class:`rep_theory.config.RunConfig` as is)
+The paper's run directory holds ``cfg.json`` (loads as a :class:`rep_theory.training.config.RunConfig` as is)
 and ``model.pt`` (a plain state dict, often of CUDA tensors).  For S5, S6 and A5 its weights are
 indexed in the paper's element order; :func:`import_paper_run` reorders every element-indexed axis
-into the package's order (:mod:`rep_theory.paper_order`):
+into the package's order (:mod:`rep_theory.algebra.paper_order`):
 
 =========================================  ======================================
 weights (paper names = package names)       element axis
@@ -15,7 +15,7 @@ weights (paper names = package names)       element axis
 =========================================  ======================================
 
 The split stays the paper's: the written ``cfg.json`` has ``paper_order: true``, so
-:func:`rep_theory.data.make_split` draws the permutation over the paper's element order and maps
+:func:`rep_theory.training.data.make_split` draws the permutation over the paper's element order and maps
 it to package pairs.  Entries of the paper's state dict that the package model lacks (the
 Transformer's stale ``x_embed``/``y_embed`` copies of ``W_E``) are dropped and logged.
 
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import torch
 
-from rep_theory.config import load_config
+from rep_theory.training.config import load_config
 from rep_theory.io import atomic_write_json, save_checked
-from rep_theory.paper_order import package_to_paper
+from rep_theory.algebra.paper_order import package_to_paper
 
 __all__ = ["import_paper_run", "reorder_paper_state_dict", "ELEMENT_ROW_KEYS", "ELEMENT_LAST_AXIS_KEYS"]
 
@@ -69,7 +69,7 @@ def import_paper_run(paper_run_dir: str | Path, out_run_dir: str | Path, *, over
     Writes ``cfg.json`` (the paper's config, ``paper_order: true``) and ``model.pt`` (checked file,
     package element order).  Refuses to replace an existing ``model.pt`` unless ``overwrite``.
     """
-    from rep_theory.models import make_model
+    from rep_theory.training.models import make_model
 
     src, dst = Path(paper_run_dir), Path(out_run_dir)
     for name in ("cfg.json", "model.pt"):

@@ -2,7 +2,7 @@
 
 Every irrep is a small immutable value, :class:`Irrep`, keyed by ``(group name, irrep name)``, with
 orthogonal float64 matrices ``[n, d, d]`` satisfying ``matrices[a] @ matrices[b] == matrices[table[a, b]]``
-(``table[a, b]`` is ``a * b`` in the package's convention, see :mod:`rep_theory.groups`; for
+(``table[a, b]`` is ``a * b`` in the package's convention, see :mod:`rep_theory.algebra.groups`; for
 permutations ``a * b`` is ``i -> b[a[i]]``).
 
 ``kind`` is the Frobenius-Schur type of the real irrep: ``"real"`` (absolutely irreducible; its
@@ -58,7 +58,7 @@ Whenever two irreps need an ``_a`` / ``_b`` tie-break, ``_a`` is the one with th
 at the first element (in element order) where the two characters differ.  For A5 this makes
 ``a5_3d_a`` the 3-d irrep whose character on the 5-cycle ``[1, 2, 3, 4, 0]`` is ``(1 + sqrt 5)/2``.
 
->>> from rep_theory.groups import get_group
+>>> from rep_theory.algebra.groups import get_group
 >>> [rho.name for rho in get_group("S5").irreps()]
 ['trivial', 'sign', 'standard', 'standard_sign', 's5_5d_a', 's5_5d_b', 's5_6d']
 >>> get_group("S5").irrep("standard")
@@ -76,7 +76,7 @@ import string
 import numpy as np
 import torch
 
-from rep_theory.groups import Group, get_group
+from rep_theory.algebra.groups import Group, get_group
 
 __all__ = ["Irrep", "group_irreps", "compute_irreps", "verify_irreps", "cyclic_irreps",
            "dihedral_irreps", "symmetric_irreps", "alternating_irreps", "product_irreps",
@@ -574,11 +574,11 @@ def group_irreps(G: Group, *, use_cache: bool = True) -> list[Irrep]:
     """Every real irrep of ``G``, trivial first, in the documented deterministic order.
 
     Groups made from a spec are served from (and saved to) the on-disk cache of
-    :mod:`rep_theory.cache` when ``use_cache``; other groups are always computed.
+    :mod:`rep_theory.algebra.cache` when ``use_cache``; other groups are always computed.
     :meth:`Group.irreps` memoises the result per group object.
     """
     if use_cache and _spec_factors(G) is not None:
-        from rep_theory import cache  # cache imports this module
+        from rep_theory.algebra import cache  # cache imports this module
         return cache.cached_irreps(G, lambda: compute_irreps(G, use_cache=use_cache))
     return compute_irreps(G, use_cache=use_cache)
 

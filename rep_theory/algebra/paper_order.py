@@ -2,7 +2,7 @@
 
 The paper enumerated permutations in its own order (its identity is not element 0).  Its trained
 weights and its train/test split are indexed in that order; this module maps them to the package's
-order (lexicographic array forms, see :mod:`rep_theory.groups`).  The data ships inside the package
+order (lexicographic array forms, see :mod:`rep_theory.algebra.groups`).  The data ships inside the package
 (``reference_data/paper_element_orders.json``); cyclic and dihedral groups need no reordering.
 
 >>> perm = paper_to_package("S5")    # perm[i] = package index of the paper's element i
@@ -19,7 +19,7 @@ from importlib import resources
 import numpy as np
 import torch
 
-from rep_theory.groups import get_group
+from rep_theory.algebra.groups import get_group
 
 __all__ = ["paper_to_package", "package_to_paper", "PAPER_ORDERED_GROUPS"]
 

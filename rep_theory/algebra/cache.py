@@ -1,4 +1,4 @@
-"""The on-disk cache of group tables and irreps (used by :func:`rep_theory.irreps.group_irreps`).
+"""The on-disk cache of group tables and irreps (used by :func:`rep_theory.algebra.irreps.group_irreps`).
 
 Where it lives (the first that applies; read at every call, so it can change at run time):
 
@@ -37,9 +37,9 @@ import numpy as np
 import torch
 
 from rep_theory import __version__
-from rep_theory.groups import Group, get_group
+from rep_theory.algebra.groups import Group, get_group
 from rep_theory.io import load_checked, save_checked
-from rep_theory.irreps import Irrep, compute_irreps, verify_irreps, _spec_factors
+from rep_theory.algebra.irreps import Irrep, compute_irreps, verify_irreps, _spec_factors
 
 __all__ = ["FORMAT_VERSION", "ENV_VAR", "PAPER_SPECS", "CacheWarning", "cache_dir", "cache_path",
            "is_cacheable", "load_irreps", "save_irreps", "cached_irreps", "build", "verify"]
@@ -65,7 +65,7 @@ def cache_dir() -> Path:
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         return Path(env).expanduser()
-    checkout = Path(__file__).resolve().parents[1]
+    checkout = Path(__file__).resolve().parents[2]  # rep_theory/algebra/cache.py -> the checkout
     if (checkout / "pyproject.toml").is_file() and (checkout / "utils").is_dir():
         return checkout / "utils" / "cache"
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
@@ -171,7 +171,7 @@ def build(specs: Iterable[str] = PAPER_SPECS, *, force: bool = False, progress: 
     """Fill the cache for ``specs``: load-and-verify, or compute-verify-write.
 
     Returns one ``{"spec", "path", "source": "cache" | "computed", "seconds", "n_irreps", "bytes"}`` per
-    spec.  A cached file that fails :func:`rep_theory.irreps.verify_irreps` is recomputed.
+    spec.  A cached file that fails :func:`rep_theory.algebra.irreps.verify_irreps` is recomputed.
     """
     from tqdm.auto import tqdm
 

@@ -8,7 +8,7 @@ A paper ``cfg.json`` loads as is::
 
 and :meth:`RunConfig.to_dict` writes those keys back with the same values (plus ``device``,
 ``log_every``, ``paper_order`` and ``version``).  Groups are stored as a spec (``"S5"``, see
-:func:`rep_theory.groups.get_group`); the paper's families (``CyclicGroup``, ``DihedralGroup``,
+:func:`rep_theory.algebra.groups.get_group`); the paper's families (``CyclicGroup``, ``DihedralGroup``,
 ``SymmetricGroup``, ``AlternatingGroup`` with ``group_parameter``) are read and written in the
 paper's form, any other group as ``"group": "<spec>"``.  Models: ``"OneLayerMLP"``,
 ``"Transformer"``, ``"BilinearNet"`` (short forms ``"MLP"``, ``"T"``, ``"B"`` accepted).
@@ -83,7 +83,7 @@ class RunConfig:
     Attributes
     ----------
     group : str
-        Group spec (``"S5"``, ``"C113"``, ``"C4xC6"``; see :func:`rep_theory.groups.get_group`).
+        Group spec (``"S5"``, ``"C113"``, ``"C4xC6"``; see :func:`rep_theory.algebra.groups.get_group`).
         The paper's form ``group="SymmetricGroup", group_parameter=5`` is accepted and folded
         into the spec.
     model : str
@@ -115,7 +115,7 @@ class RunConfig:
         Train/test loss and accuracy are computed and logged every this many epochs (>= 1).
     paper_order : bool
         Draw the split and the initialisation over the paper's element order (only matters for
-        S5, S6, A5: with it, seed k trains the paper's run k; see :mod:`rep_theory.paper_order`).
+        S5, S6, A5: with it, seed k trains the paper's run k; see :mod:`rep_theory.algebra.paper_order`).
     version : str
         Version of rep-theory that wrote the config.
     """
@@ -272,7 +272,7 @@ def paper_defaults(spec: str, model: str, *, seed: int = 1, **overrides) -> RunC
     >>> paper_defaults("C4xC6", "MLP", num_epochs=1000).frac_train
     0.4
     """
-    from rep_theory.groups import get_group
+    from rep_theory.algebra.groups import get_group
 
     model = _normalise_model(model)
     canonical = get_group(spec).name
@@ -288,7 +288,7 @@ def paper_defaults(spec: str, model: str, *, seed: int = 1, **overrides) -> RunC
 
 # --- validation helpers ---------------------------------------------------------------------------
 def _normalise_group(group: Any, parameter: Any) -> str:
-    from rep_theory.groups import get_group
+    from rep_theory.algebra.groups import get_group
 
     if not isinstance(group, str):
         raise TypeError(f"group must be a string (a spec such as 'S5' or a paper name such as "
@@ -311,7 +311,7 @@ def _normalise_group(group: Any, parameter: Any) -> str:
 
 
 def _group_order(spec: str) -> int:
-    from rep_theory.groups import get_group
+    from rep_theory.algebra.groups import get_group
     return get_group(spec).order
 
 

@@ -45,8 +45,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rep_theory.analysis import display_irrep
-from rep_theory.config import RunConfig, paper_defaults
+from rep_theory.analysis.summaries import display_irrep
+from rep_theory.training.config import RunConfig, paper_defaults
 from rep_theory.io import atomic_write_text
 
 __all__ = ["DemoPreset", "PRESETS", "DemoResult", "run_demo", "verdict", "write_report",
@@ -190,7 +190,7 @@ def _and(words: Sequence[str]) -> str:
 
 
 def _group_order(group: str) -> int:
-    from rep_theory.groups import get_group
+    from rep_theory.algebra.groups import get_group
     return get_group(group).order
 
 
@@ -219,11 +219,11 @@ def _fve_bars(summary: Mapping[str, float], *, group: str, irreps: Sequence[str]
 def write_report(run_dir: str | Path, path: str | Path, *, text: str, checks: Sequence[Check],
                  title: str) -> Path:
     """Write the self-contained HTML report of an evaluated run to ``path``."""
-    from rep_theory.batch_figures import (fig_grokking, fig_neuron_irreps, neuron_irrep_fractions,
+    from rep_theory.analysis.batch_figures import (fig_grokking, fig_neuron_irreps, neuron_irrep_fractions,
                                           read_metrics_csv)
-    from rep_theory.evaluate import read_metrics_csv as read_history
-    from rep_theory.run_figures import run_figures
-    from rep_theory.train import load_run_model
+    from rep_theory.analysis.evaluate import read_metrics_csv as read_history
+    from rep_theory.analysis.run_figures import run_figures
+    from rep_theory.training.train import load_run_model
 
     run_dir = Path(run_dir)
     cfg = json.loads((run_dir / "cfg.json").read_text())
@@ -351,9 +351,9 @@ def run_demo(out_dir: str | Path = "demo_out", *, preset: str | DemoPreset = "de
     Re-running with the same settings reuses the finished run (training and evaluation resume
     or skip); a run directory holding a different config is an error naming it.
     """
-    from rep_theory.evaluate import evaluate_run
-    from rep_theory.groups import get_group
-    from rep_theory.train import new_run, train_runs
+    from rep_theory.analysis.evaluate import evaluate_run
+    from rep_theory.algebra.groups import get_group
+    from rep_theory.training.train import new_run, train_runs
 
     start = time.monotonic()
     out_dir = Path(out_dir)
@@ -365,7 +365,7 @@ def run_demo(out_dir: str | Path = "demo_out", *, preset: str | DemoPreset = "de
     summary = evaluate_run(run_dir, device=device, progress=progress)
     key_irreps = tuple((run_dir / "key_reps_in_order.txt").read_text().split())
     dims = {rho.name: rho.dim for rho in get_group(config.spec).irreps()}
-    from rep_theory.batch_figures import read_metrics_csv
+    from rep_theory.analysis.batch_figures import read_metrics_csv
     log_rows = read_metrics_csv(run_dir / "train_log.csv") if (run_dir / "train_log.csv").is_file() else []
     checks, text = verdict(summary, group=config.spec, key_irreps=key_irreps, irrep_dims=dims,
                            log_rows=log_rows, train_fraction=config.frac_train)

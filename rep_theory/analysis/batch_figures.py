@@ -1,6 +1,6 @@
 """Figures over many runs (layer 8): which irreps seeds learn, how many, in what order, and when.
 
-Every ``fig_*`` function is a pure function of run summaries (:class:`rep_theory.analysis.RunSummary`)
+Every ``fig_*`` function is a pure function of run summaries (:class:`rep_theory.analysis.summaries.RunSummary`)
 or of per-checkpoint metric rows and returns a ``plotly.graph_objects.Figure``;
 :func:`write_figures` draws all of them for a batch directory and writes ``BATCH_DIR/figures/``:
 
@@ -31,7 +31,7 @@ from typing import Iterable, Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from rep_theory.analysis import (RunSummary, collect_runs, display_irrep, group_sort_key,
+from rep_theory.analysis.summaries import (RunSummary, collect_runs, display_irrep, group_sort_key,
                                  run_sort_key)
 from rep_theory.io import atomic_write_bytes, atomic_write_text
 
@@ -53,7 +53,7 @@ _MODEL_NAMES = {"MLP": "MLP", "T": "Transformer", "B": "Bilinear"}
 def irrep_names(group: str) -> list[str] | None:
     """Non-trivial irrep names of ``group`` in the package's order, or ``None`` if not computable."""
     try:
-        from rep_theory.groups import get_group
+        from rep_theory.algebra.groups import get_group
         return [rho.name for rho in get_group(group).irreps() if rho.name != "trivial"]
     except (NotImplementedError, ValueError, KeyError) as err:
         logger.info("irreps of %s unavailable (%s); using the names seen in runs", group, err)
@@ -68,7 +68,7 @@ def irrep_dims(group: str, names: Iterable[str] = ()) -> dict[str, int]:
     of S_n/A_n -> n - 1, ``<k>d`` in the name -> k); names it cannot read are left out.
     """
     try:
-        from rep_theory.groups import get_group
+        from rep_theory.algebra.groups import get_group
         return {rho.name: rho.dim for rho in get_group(group).irreps()}
     except (NotImplementedError, ValueError, KeyError):
         pass
@@ -251,13 +251,13 @@ def neuron_irrep_fractions(model, group: str, *, irreps: Sequence[str] | None = 
     """Fraction of each hidden neuron's variance in each irrep: ``([hidden, k] float64, names)``.
 
     ``H`` ``[pair, hidden]`` is the model's hidden layer on all pairs, centred over pairs.  For
-    irrep ``rho`` (``Q^a``, ``Q^b``, ``Q^ab`` as in :mod:`rep_theory.metrics`) neuron ``j`` gets
+    irrep ``rho`` (``Q^a``, ``Q^b``, ``Q^ab`` as in :mod:`rep_theory.analysis.metrics`) neuron ``j`` gets
     ``(|Q^a^T h_j|^2 + |Q^b^T h_j|^2 + |Q^ab^T h_j|^2) / |h_j|^2``: the per-neuron version of the
     total hidden FVE.  ``irreps`` defaults to every non-trivial irrep.  Neurons of a network that
     computes GCR each live (almost) entirely in one key irrep.
     """
     import torch
-    from rep_theory.metrics import IrrepBases, project
+    from rep_theory.analysis.metrics import IrrepBases, project
     bases = IrrepBases.for_group(group, model.device)
     names = [n for n in bases.names if n != "trivial"] if irreps is None else list(irreps)
     unknown = sorted(set(names) - set(bases.names))
@@ -291,7 +291,7 @@ def _neuron_fractions(run: RunSummary):
     if run.path is None or not (run.path / "model.pt").is_file() or not run.key_irreps:
         return None
     try:
-        from rep_theory.groups import get_group
+        from rep_theory.algebra.groups import get_group
         n = get_group(run.group).order
     except ValueError:
         return None
@@ -299,7 +299,7 @@ def _neuron_fractions(run: RunSummary):
         logger.info("%s: hidden layer too large for the neuron figure; skipped", run.run)
         return None
     try:
-        from rep_theory.train import load_run_model
+        from rep_theory.training.train import load_run_model
         model = load_run_model(run.path)
         fractions, names = neuron_irrep_fractions(model, run.group, irreps=run.key_irreps)
     except (FileNotFoundError, NotImplementedError, ValueError, RuntimeError) as err:
@@ -346,7 +346,7 @@ def write_figures(batch_dir: str | Path, out_dir: str | Path | None = None, *,
                   neurons: bool = True) -> dict[str, Path]:
     """Draw every batch figure of ``batch_dir`` into ``out_dir`` (default ``BATCH_DIR/figures``).
 
-    ``runs`` overrides the runs read from the batch (e.g. :func:`rep_theory.analysis.paper_runs`
+    ``runs`` overrides the runs read from the batch (e.g. :func:`rep_theory.analysis.summaries.paper_runs`
     to redraw the paper's figures).  Returns file name -> path of what was written.
     """
     batch_dir = Path(batch_dir)

@@ -55,7 +55,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rep_theory.groups import Group, get_group
+from rep_theory.algebra.groups import Group, get_group
 
 __all__ = [
     "orthonormal_basis", "project", "fve", "aggregate_pairs", "product_kernel", "logit_similarity",
@@ -435,7 +435,7 @@ def checkpoint_metrics(model, bases: IrrepBases | Group | str, *, train_pairs: t
     Parameters
     ----------
     model
-        Any model of :mod:`rep_theory.models`: uses ``hidden_all_pairs()``, ``logits_from_hidden``,
+        Any model of :mod:`rep_theory.training.models`: uses ``hidden_all_pairs()``, ``logits_from_hidden``,
         ``embedding_left/right()``, ``unembedding()`` and ``parameters()``.
     bases
         :class:`IrrepBases` (or a group / spec, turned into one).

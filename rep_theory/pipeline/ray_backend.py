@@ -1,11 +1,11 @@
 """Run the batch pipeline on a Ray cluster (layer 7): :class:`RayBackend`.
 
-:func:`rep_theory.experiments.run_batch` hands its jobs (train one seed group of one config,
+:func:`rep_theory.pipeline.runner.run_batch` hands its jobs (train one seed group of one config,
 evaluate one run) to a backend.  :class:`RayBackend` turns each job into one Ray task that calls
-:func:`rep_theory.experiments.execute_job` on whichever node Ray picks::
+:func:`rep_theory.pipeline.runner.execute_job` on whichever node Ray picks::
 
-    from rep_theory.experiments import run_batch
-    from rep_theory.ray_backend import RayBackend
+    from rep_theory.pipeline.runner import run_batch
+    from rep_theory.pipeline.ray_backend import RayBackend
 
     with RayBackend(gpus_per_job=0.25) as backend:      # 4 jobs share each GPU
         report = run_batch("batch_experiments", backend=backend)
@@ -55,7 +55,7 @@ import socket
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from rep_theory.experiments import Job, JobResult, record_failure, execute_job
+from rep_theory.pipeline.runner import Job, JobResult, record_failure, execute_job
 
 __all__ = ["RayBackend", "DEFAULT_MAX_RETRIES"]
 
@@ -101,7 +101,7 @@ def _check_share(name: str, value: Any, *, low_open: bool) -> float:
 
 
 class RayBackend:
-    """Backend of :func:`rep_theory.experiments.run_batch` that runs every job as a Ray task.
+    """Backend of :func:`rep_theory.pipeline.runner.run_batch` that runs every job as a Ray task.
 
     Parameters
     ----------
@@ -117,8 +117,8 @@ class RayBackend:
     max_retries : int
         Times Ray re-runs a task whose worker process or node died (>= 0).
     execute : callable, optional
-        The function each task runs on its :class:`~rep_theory.experiments.Job`.  Default:
-        :func:`~rep_theory.experiments.execute_job`.  A replacement (a wrapper that sets up a
+        The function each task runs on its :class:`~rep_theory.pipeline.runner.Job`.  Default:
+        :func:`~rep_theory.pipeline.runner.execute_job`.  A replacement (a wrapper that sets up a
         node, or a test's fault injector) must be picklable by Ray and return a ``JobResult``.
     **init_kwargs
         Passed to ``ray.init`` when this backend connects (``num_cpus``, ``num_gpus`` for a local

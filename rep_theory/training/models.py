@@ -10,7 +10,7 @@ Conventions:
   ``seed`` (bit-identical to the paper's ``torch.manual_seed(seed)`` followed by the same draws,
   checked in the tests; the global RNG is untouched).  ``element_perm`` (``[n]``,
   ``element_perm[i]`` = package index of the init's element ``i``) draws the element-indexed rows
-  in another element order, e.g. the paper's order for S5 (see :mod:`rep_theory.paper_order`).
+  in another element order, e.g. the paper's order for S5 (see :mod:`rep_theory.algebra.paper_order`).
 
 Models
 ------
@@ -57,7 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from rep_theory.hooks import HookedRootModule, HookPoint
+from rep_theory.training.hooks import HookedRootModule, HookPoint
 
 __all__ = ["GroupModel", "OneLayerMLP", "Transformer", "BilinearNet", "BatchedModel",
            "BatchedOneLayerMLP", "BatchedTransformer", "BatchedBilinearNet", "make_model",

@@ -2,15 +2,15 @@
 
 A *grid* names a set of runs; :func:`create_batch` turns it into one run directory per (group,
 model, variant, seed) inside a *batch directory*, each holding the ``cfg.json`` of a
-:class:`rep_theory.config.RunConfig`.  Run names are the paper's::
+:class:`rep_theory.training.config.RunConfig`.  Run names are the paper's::
 
     <group>_<MLP|T|B>[_<variant>]_seed<k>      e.g. S5_MLP_seed1, C113_T_seed3,
                                                     S5_MLP_hidden_dim_32_seed1
 
 :func:`run_batch` then brings every run of a batch directory to "evaluated": it trains the runs
 that are not trained (runs that differ only in seed train together in one job, through
-:func:`rep_theory.train.train_runs`), evaluates every run that is not evaluated
-(:func:`rep_theory.evaluate.evaluate_run`: every checkpoint, the learning order and the per-run
+:func:`rep_theory.training.train.train_runs`), evaluates every run that is not evaluated
+(:func:`rep_theory.analysis.evaluate.evaluate_run`: every checkpoint, the learning order and the per-run
 figures), then draws the batch figures and writes the batch tables.  What is complete is skipped,
 what was interrupted resumes (the trainer and the evaluator both resume), what fails is recorded
 in ``<run>/failure.json`` and retried; a failing job never stops the others.
@@ -33,10 +33,10 @@ Grid files (JSON) -- the schema of ``rep-theory create BATCH --grid FILE.json``:
       ]
     }
 
-``group`` is a spec (:func:`rep_theory.groups.get_group`), ``model`` is ``MLP``/``T``/``B`` (or
+``group`` is a spec (:func:`rep_theory.algebra.groups.get_group`), ``model`` is ``MLP``/``T``/``B`` (or
 the class name), ``seeds`` a list, an inclusive range ``"a-b"`` or a count ``k`` (seeds 1..k).
-Every other key of an entry (and of ``defaults``) is a :class:`~rep_theory.config.RunConfig`
-field overriding the paper's defaults for that (group, model) (:func:`rep_theory.config.paper_defaults`);
+Every other key of an entry (and of ``defaults``) is a :class:`~rep_theory.training.config.RunConfig`
+field overriding the paper's defaults for that (group, model) (:func:`rep_theory.training.config.paper_defaults`);
 ``variant`` (letters, digits, ``_``) goes into the run name.  Unknown keys are an error.
 """
 
@@ -58,7 +58,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Protocol, Sequence
 
-from rep_theory.config import RunConfig, load_config, paper_defaults
+from rep_theory.training.config import RunConfig, load_config, paper_defaults
 from rep_theory.io import atomic_write_json
 
 __all__ = ["GRIDS", "GridRun", "grid_runs", "load_grid", "create_batch", "run_name",
@@ -438,10 +438,10 @@ def execute_job(job: Job) -> JobResult:
     try:
         with run_lock(job.run_dirs):
             if job.kind == "train":
-                from rep_theory.train import train_runs
+                from rep_theory.training.train import train_runs
                 train_runs([Path(d) for d in job.run_dirs], device=job.device, progress=job.progress)
             else:
-                from rep_theory.evaluate import evaluate_run
+                from rep_theory.analysis.evaluate import evaluate_run
                 evaluate_run(Path(job.run_dirs[0]), final_only=job.final_only, device=job.device,
                              progress=job.progress)
     except RunLockedError as err:
@@ -696,13 +696,13 @@ def run_batch(batch_dir: str | Path, *, only: str | None = None, final_only: boo
 def _finish(report: BatchReport, batch_dir: Path, *, only: str | None, stages: Sequence[str],
             figures: bool) -> None:
     """Batch figures and tables over every evaluated run (never raises for a missing run)."""
-    from rep_theory.analysis import collect_runs, write_tables
+    from rep_theory.analysis.summaries import collect_runs, write_tables
     runs, _ = collect_runs(batch_dir, only=only)
     if not runs:
         logger.warning("%s: no evaluated run, so no figures or tables", batch_dir)
         return
     if "figures" in stages and figures:
-        from rep_theory.batch_figures import write_figures
+        from rep_theory.analysis.batch_figures import write_figures
         try:
             report.outputs.update(write_figures(batch_dir, runs=runs))
         except Exception as err:  # figures are a by-product: report, never lose the tables
