@@ -137,7 +137,7 @@ def main() -> None:
     parser.add_argument("--skip-s6", action="store_true")
     parser.add_argument("--s6-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    from rep_theory.analysis.evaluate import resolve_device
+    from rep_theory.device import resolve_device
     device = resolve_device(args.device)
     if args.s6_worker:
         s6_worker(str(device))

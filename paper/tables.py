@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rep_theory.analysis import summaries as analysis
+from rep_theory.analysis import summaries as analysis, tables
 from rep_theory.io import atomic_write_text
 
 
@@ -25,9 +25,9 @@ def paper_tables(out: Path | None) -> int:
     runs = [r for r in analysis.paper_runs() if r.seed <= 4 and not r.variant]
     mismatches = 0
     for model, stem in (("MLP", "mlp"), ("T", "transformer")):
-        for kind, build in (("all", analysis.run_table), ("avg", analysis.average_table)):
+        for kind, build in (("all", tables.run_table), ("avg", tables.average_table)):
             ours = build(runs, model=model)
-            published = analysis.paper_table(f"{stem}_{kind}")
+            published = tables.paper_table(f"{stem}_{kind}")
             same = ours.header == published.header and ours.rows == published.rows
             mismatches += not same
             print(f"## {ours.title}: {'identical to' if same else 'DIFFERS from'} the paper's "
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.paper:
         return min(paper_tables(args.out), 1)
-    written = analysis.write_tables(args.batch_dir, args.out)
+    written = tables.write_tables(args.batch_dir, args.out)
     folder = written["tables.md"].parent
     for name in ("mlp_all", "mlp_avg", "transformer_all", "transformer_avg",
                  "compare_mlp_avg", "compare_transformer_avg"):

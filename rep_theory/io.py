@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "save_checked",
-           "load_checked", "CorruptFileError", "sha256_bytes", "sha256_file"]
+           "load_checked", "CorruptFileError", "sha256_bytes"]
 
 _MAGIC = b"REPTHEORY-CHECKED-1\n"
 
@@ -33,14 +33,6 @@ class CorruptFileError(ValueError):
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def sha256_file(path: str | os.PathLike, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(chunk_size), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -92,7 +84,8 @@ def save_checked(path: str | os.PathLike, obj: Any) -> Path:
     return atomic_write_bytes(path, header + payload)
 
 
-def load_checked(path: str | os.PathLike, *, map_location: str | torch.device | None = "cpu") -> Any:
+def load_checked(path: str | os.PathLike, *, map_location: str | torch.device | None = "cpu",
+                 weights_only: bool = True) -> Any:
     """Load a file written by :func:`save_checked`; :class:`CorruptFileError` if it does not verify."""
     path = Path(path)
     data = path.read_bytes()
@@ -106,4 +99,4 @@ def load_checked(path: str | os.PathLike, *, map_location: str | torch.device | 
     actual = sha256_bytes(payload)
     if actual != expected:
         raise CorruptFileError(f"{path}: checksum mismatch (file truncated or corrupted)")
-    return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=False)
+    return torch.load(io.BytesIO(payload), map_location=map_location, weights_only=weights_only)

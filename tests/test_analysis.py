@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from rep_theory.analysis import summaries as analysis, batch_figures
+from rep_theory.analysis import batch_figures, summaries as analysis, tables
+from rep_theory.training.config import group_spec, model_short_name
+from rep_theory.training.rundir import read_metrics_csv
 from rep_theory.cli import main
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"  # as tests/conftest.py
@@ -22,7 +24,7 @@ _SMALL_FILES = ("cfg.json", "summary_metrics.json", "key_reps_in_order.txt", "ke
 
 def _paper_rows(name: str) -> list[dict[str, str]]:
     """Rows of a paper table, read straight from the CSV with the csv module."""
-    text = analysis._reference_text(f"paper_{name}.csv")
+    text = analysis.reference_text(f"paper_{name}.csv")
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -44,7 +46,7 @@ def paper_batch(tmp_path_factory, reference_dir) -> Path:
 
 def test_shipped_reference_tables_are_the_papers():
     for name in ("mlp_all", "mlp_avg", "transformer_all", "transformer_avg"):
-        shipped = analysis._reference_text(f"paper_{name}.csv")
+        shipped = analysis.reference_text(f"paper_{name}.csv")
         assert shipped == (REFERENCE / f"paper_{name}.csv").read_text()
 
 
@@ -52,8 +54,8 @@ def test_shipped_reference_tables_are_the_papers():
 def test_paper_runs_reproduce_the_papers_per_run_tables(model, name):
     """Formatting every one of the paper's runs gives its table cell for cell."""
     runs = [r for r in analysis.paper_runs() if r.seed <= 4]
-    ours = analysis.run_table(runs, model=model)
-    paper = analysis.paper_table(f"{name}_all")
+    ours = tables.run_table(runs, model=model)
+    paper = tables.paper_table(f"{name}_all")
     assert ours.header == paper.header
     assert len(ours.rows) == 28
     assert ours.rows == paper.rows
@@ -62,14 +64,14 @@ def test_paper_runs_reproduce_the_papers_per_run_tables(model, name):
 @pytest.mark.parametrize("model, name", [("MLP", "mlp"), ("T", "transformer")])
 def test_paper_runs_reproduce_the_papers_average_tables(model, name):
     runs = [r for r in analysis.paper_runs() if r.seed <= 4]
-    ours = analysis.average_table(runs, model=model)
-    paper = analysis.paper_table(f"{name}_avg")
+    ours = tables.average_table(runs, model=model)
+    paper = tables.paper_table(f"{name}_avg")
     assert ours.header == paper.header
     assert ours.rows == paper.rows
 
 
 def test_batch_of_paper_run_dirs_gives_the_papers_rows(paper_batch, tmp_path):
-    written = analysis.write_tables(paper_batch, tmp_path / "tables")
+    written = tables.write_tables(paper_batch, tmp_path / "tables")
     mlp = list(csv.DictReader(open(written["mlp_all.csv"])))
     paper = {(r["Group"], r["Seed"]): r for r in _paper_rows("mlp_all")}
     assert [(r["Group"], r["Seed"]) for r in mlp] == [("$C_{113}$", "1"), ("$D_{59}$", "1"),
@@ -115,24 +117,24 @@ def test_tables_of_an_unevaluated_batch_is_an_error(tmp_path):
     (tmp_path / "S5_MLP_seed1").mkdir()
     shutil.copy(PAPER_MODELS / "S5_MLP_seed1" / "cfg.json", tmp_path / "S5_MLP_seed1")
     with pytest.raises(ValueError, match="no evaluated run"):
-        analysis.write_tables(tmp_path)
+        tables.write_tables(tmp_path)
 
 
 def test_display_conventions():
-    assert analysis.group_label("C113") == "$C_{113}$"
-    assert analysis.group_label("C4xC6") == "$C_{4} \\times C_{6}$"
-    assert analysis.group_label("Dic3") == "$\\mathrm{Dic}_{3}$"
-    assert analysis.display_irrep("freq_32", "C113") == "32"
-    assert analysis.display_irrep("s5_5d_a", "S5") == "5d-a"
-    assert analysis.display_irrep("a5_3d_b", "A5") == "3d-b"
-    assert analysis.display_irrep("standard_sign", "S6") == "standard-sign"
+    assert tables.group_label("C113") == "$C_{113}$"
+    assert tables.group_label("C4xC6") == "$C_{4} \\times C_{6}$"
+    assert tables.group_label("Dic3") == "$\\mathrm{Dic}_{3}$"
+    assert tables.display_irrep("freq_32", "C113") == "32"
+    assert tables.display_irrep("s5_5d_a", "S5") == "5d-a"
+    assert tables.display_irrep("a5_3d_b", "A5") == "3d-b"
+    assert tables.display_irrep("standard_sign", "S6") == "standard-sign"
     assert analysis.parse_run_name("S5_MLP_hidden_dim_32_seed10") == {
         "group": "S5", "model": "MLP", "variant": "hidden_dim_32", "seed": 10}
     assert analysis.parse_run_name("C4xC6_T_seed2")["group"] == "C4xC6"
     assert analysis.parse_run_name("notes") is None
-    assert analysis.group_spec_from_config({"group": "DihedralGroup", "group_parameter": 59}) == "D59"
-    with pytest.raises(ValueError, match="unknown model 'LSTM'"):
-        analysis.model_code("LSTM")
+    assert group_spec("DihedralGroup", 59) == "D59"
+    with pytest.raises(ValueError, match="unknown model.*LSTM"):
+        model_short_name("LSTM")
     groups = ["A5", "S6", "C118", "D59", "Q8", "S5", "C113", "D61"]
     assert sorted(groups, key=analysis.group_sort_key) == \
         ["C113", "C118", "D59", "D61", "S5", "S6", "A5", "Q8"]
@@ -142,13 +144,13 @@ def test_width_variants_get_tables_of_their_own():
     runs = analysis.paper_runs()
     variants = {r.variant for r in runs}
     assert {"", "hidden_dim_32", "hidden_dim_112"} <= variants
-    table = analysis.run_table(runs, model="MLP", variant="hidden_dim_32")
+    table = tables.run_table(runs, model="MLP", variant="hidden_dim_32")
     assert table.column("Seed") == [str(s) for s in range(1, 11)]
 
 
 def test_irrep_frequency_figure_counts_seeds():
     """The S5 MLP frequency figure over 50 seeds agrees with a direct count of paper_runs.csv."""
-    text = analysis._reference_text("paper_runs.csv")
+    text = analysis.reference_text("paper_runs.csv")
     rows = [r for r in csv.DictReader(io.StringIO(text))
             if r["group"] == "SymmetricGroup" and r["group_parameter"] == "5"
             and r["model"] == "OneLayerMLP" and r["hidden_dim"] == "128"]
@@ -157,7 +159,7 @@ def test_irrep_frequency_figure_counts_seeds():
     fig = batch_figures.fig_irrep_frequency(analysis.paper_runs(), group="S5", model="MLP")
     shown = dict(zip(fig.data[0].x, fig.data[0].y))
     for name, count in direct.items():
-        assert shown[analysis.display_irrep(name, "S5")] == pytest.approx(count / 50)
+        assert shown[tables.display_irrep(name, "S5")] == pytest.approx(count / 50)
     count_fig = batch_figures.fig_key_irrep_count(analysis.paper_runs(), group="S5", model="MLP")
     assert sum(count_fig.data[0].y) == 50
 
@@ -173,7 +175,7 @@ def test_figures_command_writes_offline_html(paper_batch, tmp_path):
 
 
 def test_grokking_curve_reads_metrics_csv_in_epoch_order():
-    rows = batch_figures.read_metrics_csv(PAPER_MODELS / "S5_MLP_seed1" / "metrics.csv")
+    rows = read_metrics_csv(PAPER_MODELS / "S5_MLP_seed1" / "metrics.csv")
     epochs = [r["epoch"] for r in rows]
     assert epochs == sorted(epochs) and epochs[0] == 0
     assert epochs[-1] == 249999  # the paper's metrics.csv counts epochs from 0
@@ -195,4 +197,4 @@ def test_paper_tables_script_reproduces_the_published_tables(tmp_path, capsys):
     spec.loader.exec_module(module)
     assert module.main(["--paper", "--out", str(tmp_path)]) == 0
     assert "DIFFERS" not in capsys.readouterr().out
-    assert (tmp_path / "paper_mlp_all.csv").read_text() == analysis._reference_text("paper_mlp_all.csv")
+    assert (tmp_path / "paper_mlp_all.csv").read_text() == analysis.reference_text("paper_mlp_all.csv")

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from rep_theory.algebra import cache
+from rep_theory.algebra.irreps import build_cache, cache, verify_cache
 from rep_theory.cli import main
 from rep_theory.algebra.groups import Group, get_group
 from rep_theory.io import save_checked
@@ -137,27 +137,27 @@ def test_an_unwritable_cache_warns_and_still_answers(tmp_path, monkeypatch):
 
 # --- build / verify and their commands ------------------------------------------------------------------------
 def test_build_then_verify(tmp_cache):
-    report = cache.build(["C5", "S3", "C2xS3"])
+    report = build_cache(["C5", "S3", "C2xS3"])
     assert [r["source"] for r in report] == ["computed"] * 3
     assert [r["spec"] for r in report] == ["C5", "S3", "C2xS3"]
-    assert [r["source"] for r in cache.build(["C5"])] == ["cache"]
-    assert [r["source"] for r in cache.build(["C5"], force=True)] == ["computed"]
-    results = cache.verify()
+    assert [r["source"] for r in build_cache(["C5"])] == ["cache"]
+    assert [r["source"] for r in build_cache(["C5"], force=True)] == ["computed"]
+    results = verify_cache()
     # the product's factor C2 was cached on the way
     assert [(r["spec"], r["ok"]) for r in results] == [("C2", True), ("C2xS3", True), ("C5", True), ("S3", True)]
 
 
 def test_verify_reports_a_file_whose_irreps_are_wrong(tmp_cache):
-    cache.build(["S3"])
+    build_cache(["S3"])
     G = get_group("S3")
     payload = cache._encode(G, compute_irreps(G))
     payload["irreps"][2]["matrices"][1] *= -1  # checksum fine, maths wrong
     save_checked(cache.cache_path("S3"), payload)
-    [result] = cache.verify()
+    [result] = verify_cache()
     assert not result["ok"] and "not a homomorphism" in result["message"]
     with pytest.warns(cache.CacheWarning, match="unusable"):  # build notices and repairs it
-        assert cache.build(["S3"])[0]["source"] == "computed"
-    assert cache.verify()[0]["ok"]
+        assert build_cache(["S3"])[0]["source"] == "computed"
+    assert verify_cache()[0]["ok"]
 
 
 def test_cache_commands(tmp_cache, capsys):
@@ -222,7 +222,7 @@ def test_download_script_uses_a_matching_archive_and_ignores_a_bad_one(tmp_cache
     assert good.returncode == 0, good.stderr
     assert "unpacked 1 cache files" in good.stdout and "stub-cli cache build S3" in good.stdout
     assert cache.cache_path("S3").read_bytes() == (source / f"v{cache.FORMAT_VERSION}" / "S3.pt").read_bytes()
-    assert cache.build(["S3"])[0]["source"] == "cache"  # the downloaded file loads and verifies
+    assert build_cache(["S3"])[0]["source"] == "cache"  # the downloaded file loads and verifies
 
 
 def test_download_script_builds_locally(tmp_cache):
@@ -233,4 +233,4 @@ def test_download_script_builds_locally(tmp_cache):
                          timeout=300, env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("computed") == 2
-    assert [r["ok"] for r in cache.verify()] == [True, True]
+    assert [r["ok"] for r in verify_cache()] == [True, True]

@@ -12,7 +12,7 @@ from rep_theory.pipeline import demo
 from rep_theory.analysis.batch_figures import neuron_irrep_fractions
 from rep_theory.cli import main
 from rep_theory.algebra.groups import get_group
-from rep_theory.training.train import load_run_model
+from rep_theory.training.rundir import load_run_model
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +37,7 @@ def test_quick_demo_groks_and_passes_every_gcr_check(quick_demo):
 
 
 def _log_rows(run_dir):
-    from rep_theory.analysis.batch_figures import read_metrics_csv
+    from rep_theory.training.rundir import read_metrics_csv
     return read_metrics_csv(run_dir / "train_log.csv")
 
 

@@ -21,6 +21,8 @@ from rep_theory.io import save_checked
 from rep_theory.analysis.metrics import checkpoint_metrics, metric_names
 from rep_theory.training.models import make_model
 from rep_theory.analysis.run_figures import FIGURE_FILES
+from rep_theory.pipeline.reports import evaluate_and_draw
+from rep_theory.training.rundir import load_weights
 from test_planted import planted_mlp_state
 
 SPEC = "C7"
@@ -82,7 +84,7 @@ def _csv(run_dir):
 def test_evaluate_run_writes_every_file(tmp_path, counted):
     run = tmp_path / "C7_MLP_seed1"
     cfg = _make_run(run)
-    summary = E.evaluate_run(run, progress=False)
+    summary = evaluate_and_draw(run, progress=False)
     assert sorted(counted) == [0, 1, 3, 10, 20]
     columns, rows = _csv(run)
     assert columns == metric_names(IRREPS) and columns[-1] == "epoch"
@@ -110,15 +112,15 @@ def test_evaluate_run_writes_every_file(tmp_path, counted):
 def test_rerun_skips_evaluated_checkpoints(tmp_path, counted):
     run = tmp_path / "run"
     _make_run(run)
-    E.evaluate_run(run, progress=False, figures=False)
+    E.evaluate_run(run, progress=False)
     before = (run / "metrics.csv").read_text()
     counted.clear()
-    E.evaluate_run(run, progress=False, figures=False)
+    E.evaluate_run(run, progress=False)
     assert counted == [20]                                          # only the final model
     assert (run / "metrics.csv").read_text() == before
     _write_checkpoint(run, 15, _state((0.9, 1.0)))
     counted.clear()
-    E.evaluate_run(run, progress=False, figures=False)
+    E.evaluate_run(run, progress=False)
     assert sorted(counted) == [15, 20]
     assert [r[-1] for r in _csv(run)[1]] == [0.0, 1.0, 3.0, 10.0, 15.0]
 
@@ -126,10 +128,10 @@ def test_rerun_skips_evaluated_checkpoints(tmp_path, counted):
 def test_changed_key_irreps_reevaluate_every_checkpoint(tmp_path, counted):
     run = tmp_path / "run"
     _make_run(run)
-    E.evaluate_run(run, progress=False, figures=False)
+    E.evaluate_run(run, progress=False)
     save_checked(run / "model.pt", _state((0.0, 1.0)))             # now only freq_3 is key
     counted.clear()
-    E.evaluate_run(run, progress=False, figures=False)
+    E.evaluate_run(run, progress=False)
     assert sorted(counted) == [0, 1, 3, 10, 20]
     assert (run / "key_reps.txt").read_text() == "freq_3\n"
     columns, rows = _csv(run)
@@ -164,4 +166,4 @@ def test_errors_name_the_missing_file(tmp_path, capsys):
 def test_load_weights_rejects_other_objects(tmp_path):
     torch.save([1, 2, 3], tmp_path / "x.pt")
     with pytest.raises(ValueError, match="state dict"):
-        E.load_weights(tmp_path / "x.pt")
+        load_weights(tmp_path / "x.pt")

@@ -15,8 +15,9 @@ import pytest
 from rep_theory.pipeline import runner as experiments
 from rep_theory.cli import main
 from rep_theory.training.config import RunConfig, paper_defaults
-from rep_theory.pipeline.runner import (GRIDS, Job, LocalBackend, RunLockedError, create_batch,
-                                    execute_job, load_grid, run_batch, run_lock, run_state)
+from rep_theory.pipeline.grids import GRIDS, create_batch, load_grid
+from rep_theory.pipeline.runner import Job, LocalBackend, execute_job, run_batch
+from rep_theory.training.rundir import RunLockedError, run_lock, run_state
 
 
 def test_paper_grid_is_the_design_table():
@@ -134,10 +135,8 @@ def fake_pipeline(monkeypatch):
             (Path(run_dir) / name).write_text("{}" if name.endswith("json") else "")
         return {}
 
-    import rep_theory.analysis.evaluate
-    import rep_theory.training.train
-    monkeypatch.setattr(rep_theory.training.train, "train_runs", train_runs)
-    monkeypatch.setattr(rep_theory.analysis.evaluate, "evaluate_run", evaluate_run)
+    monkeypatch.setattr(experiments, "train_runs", train_runs)
+    monkeypatch.setattr(experiments, "evaluate_and_draw", evaluate_run)
     monkeypatch.setattr(experiments, "_finish", lambda *a, **k: None)
     return calls
 

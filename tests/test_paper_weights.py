@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from rep_theory.cli import main
 from rep_theory.training.config import RunConfig
 from rep_theory.training.data import make_split
-from rep_theory.analysis.evaluate import load_run_model, load_weights
+from rep_theory.training.rundir import load_weights, model_from_weights
 from rep_theory.algebra.groups import get_group
 from rep_theory.analysis.metrics import CYCLIC_HIDDEN_BASIS_KEYS
 from rep_theory.algebra.paper_order import paper_to_package
@@ -116,7 +116,7 @@ def test_cyclic_hidden_basis_keys_against_brute_force(evaluated, run):
     cfg = RunConfig.from_dict(json.loads((dst / "cfg.json").read_text()))
     G = get_group(cfg.spec)
     n = G.order
-    model = load_run_model(cfg, load_weights(dst / "model.pt"), torch.device("cpu"))
+    model = model_from_weights(cfg, load_weights(dst / "model.pt"))
     train = torch.zeros(n * n, dtype=torch.bool)
     train[make_split(cfg.spec, cfg.frac_train, cfg.seed).train] = True
     labels = G.table.reshape(-1)
@@ -162,7 +162,7 @@ def test_imported_s5_weights_compute_the_papers_function(reference_dir, evaluate
     paper_logits = hidden @ paper["W_U"]                                   # [a', b', c'] in the paper's order
     cfg = RunConfig.from_dict(json.loads((dst / "cfg.json").read_text()))
     assert cfg.paper_order
-    model = load_run_model(cfg, load_weights(dst / "model.pt"), torch.device("cpu"))
+    model = model_from_weights(cfg, load_weights(dst / "model.pt"))
     with torch.no_grad():
         ours = model.logits_all_pairs().reshape(120, 120, 120)
     perm = paper_to_package("S5")

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from rep_theory.analysis import summaries as analysis
+from rep_theory.analysis import summaries as analysis, tables
 from rep_theory.pipeline import runner as experiments
+from rep_theory.pipeline.grids import load_grid
 from rep_theory.algebra.groups import get_group
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ def smoke_batch(tmp_path_factory) -> Path:
 
 
 def test_every_run_is_trained_and_evaluated(smoke_batch):
-    expected = {r.name: r.config for r in experiments.load_grid("smoke")}
+    expected = {r.name: r.config for r in load_grid("smoke")}
     status = experiments.batch_status(smoke_batch)
     assert set(status) == set(expected)
     assert all(info["state"] == "evaluated" and info["failure"] is None for info in status.values())
@@ -67,7 +68,7 @@ def test_every_run_is_trained_and_evaluated(smoke_batch):
         assert key, f"{name}: no key irreps"
         assert sorted(key) == sorted((run_dir / "key_reps.txt").read_text().split())
         for name_ in key:  # key means final logit similarity above the paper's threshold
-            assert summary[f"logit_{name_}_rep_trace_similarity"] > analysis.KEY_IRREP_THRESHOLD
+            assert summary[f"logit_{name_}_rep_trace_similarity"] > analysis.KEY_THRESHOLD
         # One metrics row per checkpoint, the last being the final model.
         rows = list(csv.DictReader(open(run_dir / "metrics.csv")))
         checkpoints = list((run_dir / "checkpoints").glob("epoch_*.pt"))
@@ -77,32 +78,32 @@ def test_every_run_is_trained_and_evaluated(smoke_batch):
 
 
 def test_tables_parse_and_match_the_runs(smoke_batch):
-    tables = smoke_batch / "tables"
+    tables_dir = smoke_batch / "tables"
     runs, pending = analysis.collect_runs(smoke_batch)
     assert pending == [] and len(runs) == 8
     for model, stem in (("MLP", "mlp"), ("T", "transformer")):
-        rows = list(csv.DictReader(open(tables / f"{stem}_all.csv")))
+        rows = list(csv.DictReader(open(tables_dir / f"{stem}_all.csv")))
         assert [(r["Group"], r["Seed"]) for r in rows] == [
             ("$C_{13}$", "1"), ("$C_{13}$", "2"), ("$D_{7}$", "1"), ("$D_{7}$", "2")]
         for row in rows:
-            run = next(r for r in runs if r.model == model and analysis.group_label(r.group) ==
+            run = next(r for r in runs if r.model == model and tables.group_label(r.group) ==
                        row["Group"] and str(r.seed) == row["Seed"])
             assert row["Key Irreps"] == ", ".join(
-                analysis.display_irrep(k, run.group) for k in run.key_irreps)
+                tables.display_irrep(k, run.group) for k in run.key_irreps)
             assert float(row["Test Loss"]) == pytest.approx(run.metrics["test_loss"], rel=6e-3)
             for column, value in row.items():
                 if column.endswith("FVE"):
                     assert re.fullmatch(r"\d+\.\d\d\\%", value), (column, value)
                     assert 0.0 <= float(value[:-2]) <= 100.5
-        averages = list(csv.DictReader(open(tables / f"{stem}_avg.csv")))
+        averages = list(csv.DictReader(open(tables_dir / f"{stem}_avg.csv")))
         assert [r["Group"] for r in averages] == ["$C_{13}$", "$D_{7}$"]
         mean = sum(r.metrics["test_loss"] for r in runs if r.model == model and r.group == "C13") / 2
         assert float(averages[0][f"{model[0]}Test Loss"]) == pytest.approx(mean, rel=6e-3)
-        tex = (tables / f"{stem}_all.tex").read_text()
+        tex = (tables_dir / f"{stem}_all.tex").read_text()
         assert tex.count("\\\\") == 1 + 4  # header + one line per run
     # The smoke groups are not the paper's: no comparison tables.
-    assert not list(tables.glob("compare_*"))
-    assert "C13_T_seed1" in (tables / "runs.csv").read_text()
+    assert not list(tables_dir.glob("compare_*"))
+    assert "C13_T_seed1" in (tables_dir / "runs.csv").read_text()
 
 
 def test_batch_figures_cover_every_group_and_model(smoke_batch):

@@ -22,7 +22,8 @@ import pytest
 import ray  # part of the test extra: pip install ".[test]"
 
 from rep_theory.cli import main
-from rep_theory.pipeline.runner import Job, create_batch, execute_job, run_batch
+from rep_theory.pipeline.grids import create_batch
+from rep_theory.pipeline.runner import Job, execute_job, run_batch
 from rep_theory.pipeline.ray_backend import RayBackend
 
 GRID = {"defaults": {"num_epochs": 60, "embed_dim": 16, "hidden_dim": 16, "log_every": 20,

@@ -20,8 +20,14 @@ from rep_theory.training.config import RunConfig
 from rep_theory.training.data import make_split
 from rep_theory.io import load_checked
 from rep_theory.training.models import make_model
-from rep_theory.training.train import (LOG_COLUMNS, checkpoint_epochs, cross_entropy64, fit, list_checkpoints, load_run_model,
-                              new_run, run_status, sum_cross_entropy64, train_run, train_runs)
+from rep_theory.training.losses import cross_entropy64, sum_cross_entropy64
+from rep_theory.training.rundir import list_checkpoints as _list_checkpoints, load_run_model, new_run, run_status
+from rep_theory.training.train import LOG_COLUMNS, checkpoint_epochs, fit, train_run, train_runs
+
+
+def list_checkpoints(run):
+    """The checkpoint epochs of ``run`` (rundir.list_checkpoints gives ``(epoch, path)`` pairs)."""
+    return [epoch for epoch, _ in _list_checkpoints(run)]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -33,11 +33,14 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import math
 import re
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+
+from rep_theory.checks import check_int
 
 __all__ = ["Group", "get_group", "cyclic_group", "dihedral_group", "dicyclic_group",
            "symmetric_group", "alternating_group", "quaternion_group", "direct_product",
@@ -160,15 +163,32 @@ class Group:
     def __str__(self) -> str:
         return self._name
 
+    @property
+    def digest(self) -> str:
+        """sha256 of the Cayley table (hex): what caches of derived data are keyed by, since two
+        groups may share a name but not a table (``Group.from_table(t, name="D4")``)."""
+        return self._memoised("digest", lambda: hashlib.sha256(
+            np.ascontiguousarray(self._table.numpy()).tobytes()).hexdigest())
+
     def __eq__(self, other) -> bool:
-        return isinstance(other, Group) and other._name == self._name
+        return isinstance(other, Group) and (other is self or (other._name == self._name
+                                                               and other.digest == self.digest))
 
     def __hash__(self) -> int:
         return hash(("Group", self._name))
 
+    def is_spec_group(self) -> bool:
+        """Whether this group is the one its name parses to (same table), as :func:`get_group` builds it."""
+        def compute():
+            try:
+                return _get_group_cached(canonical_spec(self._name)).digest == self.digest
+            except (ValueError, TypeError):
+                return False
+        return self._memoised("is_spec_group", compute)
+
     def __reduce__(self):
         # Spec groups pickle as their spec; others carry their table.
-        if _parse_cached_ok(self._name):
+        if self.is_spec_group():
             return (get_group, (self._name,))
         return (_rebuild_group, (self._name, self._table.numpy(), self._elements))
 
@@ -222,12 +242,14 @@ class Group:
         """Every real irreducible representation, trivial first, in a deterministic order.
 
         Returns a list of :class:`rep_theory.algebra.irreps.Irrep`.  Computed once per group object and
-        served from the on-disk cache when present (see :mod:`rep_theory.algebra.cache`).
+        served from the on-disk cache when present (see :mod:`rep_theory.algebra.irreps.cache`).
         """
-        # The public contract puts irreps on the group; the construction lives one layer down in
-        # rep_theory.algebra.irreps, imported here lazily so that module may import this one.
-        from rep_theory.algebra.irreps import group_irreps
-        return self._memoised("irreps", lambda: group_irreps(self))
+        # The public contract puts irreps on the group, but their construction lives a layer up
+        # (rep_theory.algebra.irreps), which registers itself here when imported: no upward import.
+        if _IRREP_SOURCE is None:
+            raise RuntimeError("no irrep construction registered: import rep_theory.algebra (it imports "
+                               "rep_theory.algebra.irreps, which registers one)")
+        return self._memoised("irreps", lambda: _IRREP_SOURCE(self))
 
     def irrep(self, name: str):
         """The irrep called ``name``; a ``KeyError`` lists the names available."""
@@ -236,6 +258,15 @@ class Group:
                 return rho
         raise KeyError(f"group {self._name} has no irrep named {name!r}; "
                        f"its irreps are {[r.name for r in self.irreps()]}")
+
+
+_IRREP_SOURCE: Callable[[Group], list] | None = None
+
+
+def register_irrep_source(source: Callable[[Group], list]) -> None:
+    """Set the function :meth:`Group.irreps` calls (``rep_theory.algebra.irreps.group_irreps``)."""
+    global _IRREP_SOURCE
+    _IRREP_SOURCE = source
 
 
 def _rebuild_group(name, table, elements):
@@ -275,7 +306,7 @@ def _validate_table(table: np.ndarray) -> None:
             raise ValueError(f"{what} {k} of the table repeats element {dup}, so element {k} has no "
                              f"{'right' if axis == 1 else 'left'} inverse (every row and column must be a permutation)")
     # Light's test: (x y) g = x (y g) for all x, y and every g of a generating set implies associativity.
-    for g in _generating_set(t):
+    for g in generating_set(t):
         lhs = t[t, g]            # [x, y] -> (x y) g
         rhs = t[:, t[:, g]]      # [x, y] -> x (y g)
         bad = np.argwhere(lhs != rhs)
@@ -285,18 +316,24 @@ def _validate_table(table: np.ndarray) -> None:
                              f"({lhs[x, y]} != {rhs[x, y]})")
 
 
-def _generating_set(table: np.ndarray) -> list[int]:
-    """A greedy generating set: each new generator is the smallest element not yet generated.
+def generating_set(table: np.ndarray, candidates: Sequence[int] | None = None) -> list[int]:
+    """A greedy generating set of the group with Cayley table ``table`` (``[n, n]``).
 
-    "Generated" means reached from the identity by right-multiplying with generators, which is
-    what Light's associativity test needs.
+    Each new generator is the first of ``candidates`` (default: every element in index order) not
+    yet generated, where "generated" means reached from the identity by right-multiplying with
+    generators (what Light's associativity test needs).  Passing the elements by decreasing order
+    gives small sets (2 or 3 elements for S_n), which the irrep checker wants.
     """
     n = table.shape[0]
     in_sub = np.zeros(n, dtype=bool)
     in_sub[0] = True
     gens: list[int] = []
-    while not in_sub.all():
-        gens.append(int(np.argmin(in_sub)))
+    for g in (range(n) if candidates is None else candidates):
+        if in_sub.all():
+            break
+        if in_sub[g]:
+            continue
+        gens.append(int(g))
         frontier = np.nonzero(in_sub)[0]
         while len(frontier):
             products = np.unique(table[np.ix_(frontier, gens)])
@@ -336,14 +373,14 @@ def _permutation_table(elements: np.ndarray) -> np.ndarray:
 
 def cyclic_group(n: int) -> Group:
     """``C<n>``: element k is k, table is addition mod n."""
-    _check_int("C", n, 1)
+    check_int("C<n>", n, low=1)
     k = np.arange(n)
     return Group(f"C{n}", (k[:, None] + k[None, :]) % n, validate=False)
 
 
 def dihedral_group(n: int) -> Group:
     """``D<n>`` of order 2n: index ``k + e*n`` is ``r^k s^e``; ``(k,e)(l,f) = (k + (-1)^e l, e + f)``."""
-    _check_int("D", n, 3)
+    check_int("D<n>", n, low=3)
     idx = np.arange(2 * n)
     k, e = idx % n, idx // n
     r = (k[:, None] + np.where(e[:, None] == 0, 1, -1) * k[None, :]) % n
@@ -353,7 +390,7 @@ def dihedral_group(n: int) -> Group:
 
 def dicyclic_group(n: int, name: str | None = None) -> Group:
     """``Dic<n>`` of order 4n: index ``k + e*2n`` is ``a^k x^e``; ``x^2 = a^n``, ``x a x^-1 = a^-1``."""
-    _check_int("Dic", n, 2)
+    check_int("Dic<n>", n, low=2)
     m = 2 * n
     idx = np.arange(2 * m)
     k, e = idx % m, idx // m
@@ -371,14 +408,14 @@ def quaternion_group() -> Group:
 
 def symmetric_group(n: int) -> Group:
     """``S<n>``: all permutations of 0..n-1 in lexicographic order; ``a * b = i -> b[a[i]]``."""
-    _check_int("S", n, 1, MAX_PERMUTATION_DEGREE)
+    check_int("S<n>", n, low=1, high=MAX_PERMUTATION_DEGREE)
     elements = np.array(list(itertools.permutations(range(n))), dtype=np.int64).reshape(-1, n)
     return Group(f"S{n}", _permutation_table(elements), elements=elements, validate=False)
 
 
 def alternating_group(n: int) -> Group:
     """``A<n>``: even permutations of 0..n-1 in lexicographic order; ``a * b = i -> b[a[i]]``."""
-    _check_int("A", n, 3, MAX_PERMUTATION_DEGREE)
+    check_int("A<n>", n, low=3, high=MAX_PERMUTATION_DEGREE)
     perms = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
     elements = perms[np.array([_parity(p) == 0 for p in perms])]
     return Group(f"A{n}", _permutation_table(elements), elements=elements, validate=False)
@@ -412,14 +449,6 @@ def direct_product(*factors: Group) -> Group:
     return result
 
 
-def _check_int(family: str, n: int, low: int, high: int | None = None) -> None:
-    if not isinstance(n, (int, np.integer)) or isinstance(n, bool):
-        raise TypeError(f"{family}<n> needs an integer n, got {n!r}")
-    if n < low or (high is not None and n > high):
-        bound = f"{low} <= n <= {high}" if high is not None else f"n >= {low}"
-        raise ValueError(f"{family}{n}: {family}<n> needs {bound}, got n={n}")
-
-
 # --- the spec registry ---------------------------------------------------------------------------
 GROUP_FAMILIES: dict[str, Callable[[int], Group]] = {
     "C": cyclic_group,
@@ -436,34 +465,66 @@ _ACCEPTED = ("C<n> (n >= 1), D<n> (n >= 3), S<n> (1 <= n <= 7), A<n> (3 <= n <= 
              "Dic<n> (n >= 2), and direct products joined by 'x' such as 'C4xC6'")
 
 
-def _parse_factor(token: str, spec: str) -> Group:
-    if token in _FIXED_GROUPS:
-        return _FIXED_GROUPS[token]()
-    m = _FACTOR_RE.match(token)
-    if not m:
-        raise ValueError(f"cannot parse group spec {spec!r}: unknown factor {token!r}; accepted: {_ACCEPTED}")
-    family, n = m.group(1), int(m.group(2))
-    try:
-        return GROUP_FAMILIES[family](n)
-    except ValueError as err:
-        raise ValueError(f"bad group spec {spec!r}: {err}; accepted: {_ACCEPTED}") from None
+_FAMILY_RULES: dict[str, tuple[int, int | None, Callable[[int], int]]] = {
+    "C": (1, None, lambda n: n),
+    "D": (3, None, lambda n: 2 * n),
+    "S": (1, MAX_PERMUTATION_DEGREE, math.factorial),
+    "A": (3, MAX_PERMUTATION_DEGREE, lambda n: math.factorial(n) // 2),
+    "Dic": (2, None, lambda n: 4 * n),
+}
+"""Family prefix -> (smallest n, largest n or None, order of the group).  The constructors check
+the same bounds; :func:`parse_spec` checks them without building anything."""
+
+_FIXED_ORDERS = {"Q8": 8}
+
+
+def parse_spec(spec: str) -> list[tuple[str, int | None]]:
+    """The factors of a spec as ``(family, n)`` (``("Q8", None)`` for a fixed name), validated
+    against the grammar and the families' ranges without building a Cayley table (cheap, pure).
+
+    >>> parse_spec("C4xS3")
+    [('C', 4), ('S', 3)]
+    """
+    if not isinstance(spec, str):
+        raise TypeError(f"a group spec must be a string such as 'S5', got {type(spec).__name__} {spec!r}")
+    spec = spec.strip()
+    factors: list[tuple[str, int | None]] = []
+    for token in spec.split("x"):
+        if token == "":
+            raise ValueError(f"cannot parse group spec {spec!r}: empty factor; accepted: {_ACCEPTED}")
+        if token in _FIXED_GROUPS:
+            factors.append((token, None))
+            continue
+        m = _FACTOR_RE.match(token)
+        if not m:
+            raise ValueError(f"cannot parse group spec {spec!r}: unknown factor {token!r}; accepted: {_ACCEPTED}")
+        family, n = m.group(1), int(m.group(2))
+        low, high, _ = _FAMILY_RULES[family]
+        try:
+            check_int(f"{family}<n>", n, low=low, high=high)
+        except ValueError as err:
+            raise ValueError(f"bad group spec {spec!r}: {family}{n}: {err}; accepted: {_ACCEPTED}") from None
+        factors.append((family, n))
+    return factors
+
+
+def canonical_spec(spec: str) -> str:
+    """The canonical name :func:`get_group` gives the group of ``spec`` (``" C04 "`` -> ``"C4"``), cheaply."""
+    return "x".join(f if n is None else f"{f}{n}" for f, n in parse_spec(spec))
+
+
+def spec_order(spec: str) -> int:
+    """The order of the group named by ``spec``, without building it."""
+    order = 1
+    for family, n in parse_spec(spec):
+        order *= _FIXED_ORDERS[family] if n is None else _FAMILY_RULES[family][2](n)
+    return order
 
 
 @functools.lru_cache(maxsize=64)
 def _get_group_cached(spec: str) -> Group:
-    tokens = spec.split("x")
-    if any(t == "" for t in tokens):
-        raise ValueError(f"cannot parse group spec {spec!r}: empty factor; accepted: {_ACCEPTED}")
-    factors = [_parse_factor(t, spec) for t in tokens]
+    factors = [_FIXED_GROUPS[f]() if n is None else GROUP_FAMILIES[f](n) for f, n in parse_spec(spec)]
     return factors[0] if len(factors) == 1 else direct_product(*factors)
-
-
-def _parse_cached_ok(name: str) -> bool:
-    try:
-        _get_group_cached(name)
-        return True
-    except ValueError:
-        return False
 
 
 def get_group(spec: str) -> Group:
@@ -481,4 +542,4 @@ def get_group(spec: str) -> Group:
         return spec
     if not isinstance(spec, str):
         raise TypeError(f"get_group needs a spec string such as 'S5', got {type(spec).__name__} {spec!r}")
-    return _get_group_cached(spec.strip())
+    return _get_group_cached(canonical_spec(spec))

@@ -19,9 +19,12 @@ from importlib import resources
 import numpy as np
 import torch
 
-from rep_theory.algebra.groups import get_group
+from rep_theory.algebra.groups import Group, get_group
 
-__all__ = ["paper_to_package", "package_to_paper", "PAPER_ORDERED_GROUPS"]
+__all__ = ["paper_to_package", "package_to_paper", "PAPER_ORDERED_GROUPS", "PAPER_GROUPS"]
+
+PAPER_GROUPS = ("C113", "C118", "D59", "D61", "S5", "S6", "A5")
+"""The groups of the paper's experiments, in its tables' order."""
 
 PAPER_ORDERED_GROUPS = ("S5", "S6", "A5")
 """Specs whose paper element order differs from the package's."""
@@ -33,7 +36,7 @@ def _paper_orders() -> dict[str, list[list[int]]]:
     return json.loads(text)["orders"]
 
 
-def paper_to_package(spec: str) -> torch.Tensor:
+def paper_to_package(spec: Group | str) -> torch.Tensor:
     """``[n]`` LongTensor ``perm`` with ``perm[i]`` = package index of the paper's element ``i``.
 
     For groups the paper indexed like the package (cyclic, dihedral, anything not in
@@ -54,7 +57,7 @@ def paper_to_package(spec: str) -> torch.Tensor:
     return torch.from_numpy(perm)
 
 
-def package_to_paper(spec: str) -> torch.Tensor:
+def package_to_paper(spec: Group | str) -> torch.Tensor:
     """``[n]`` LongTensor: the inverse of :func:`paper_to_package` (paper index of each package element)."""
     perm = paper_to_package(spec)
     inv = torch.empty_like(perm)

@@ -21,7 +21,6 @@ PNG copies are written too when an image exporter (kaleido) is importable.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import re
@@ -31,13 +30,15 @@ from typing import Iterable, Mapping, Sequence
 
 import plotly.graph_objects as go
 
-from rep_theory.analysis.summaries import (RunSummary, collect_runs, display_irrep, group_sort_key,
-                                 run_sort_key)
+from rep_theory.algebra.groups import get_group
+from rep_theory.analysis.neurons import neuron_irrep_fractions
+from rep_theory.analysis.summaries import RunSummary, collect_runs, group_sort_key, run_sort_key
+from rep_theory.analysis.tables import display_irrep
+from rep_theory.training.rundir import load_run_model, read_metrics_csv
 from rep_theory.io import atomic_write_bytes, atomic_write_text
 
-__all__ = ["irrep_dims", "irrep_names", "read_metrics_csv", "fig_irrep_frequency",
+__all__ = ["irrep_dims", "irrep_names", "fig_irrep_frequency",
            "fig_key_irrep_count", "fig_learning_order", "fig_grokking", "fig_neuron_irreps",
-           "neuron_irrep_fractions",
            "write_figure", "write_figures", "PLOTLY_JS_NAME"]
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,6 @@ _MODEL_NAMES = {"MLP": "MLP", "T": "Transformer", "B": "Bilinear"}
 def irrep_names(group: str) -> list[str] | None:
     """Non-trivial irrep names of ``group`` in the package's order, or ``None`` if not computable."""
     try:
-        from rep_theory.algebra.groups import get_group
         return [rho.name for rho in get_group(group).irreps() if rho.name != "trivial"]
     except (NotImplementedError, ValueError, KeyError) as err:
         logger.info("irreps of %s unavailable (%s); using the names seen in runs", group, err)
@@ -68,7 +68,6 @@ def irrep_dims(group: str, names: Iterable[str] = ()) -> dict[str, int]:
     of S_n/A_n -> n - 1, ``<k>d`` in the name -> k); names it cannot read are left out.
     """
     try:
-        from rep_theory.algebra.groups import get_group
         return {rho.name: rho.dim for rho in get_group(group).irreps()}
     except (NotImplementedError, ValueError, KeyError):
         pass
@@ -172,30 +171,6 @@ def fig_learning_order(runs: Iterable[RunSummary], *, group: str, model: str,
     return fig
 
 
-def read_metrics_csv(path: str | Path) -> list[dict[str, float]]:
-    """Rows of a run's ``metrics.csv`` as floats, sorted by epoch (empty cells left out).
-
-    The epoch comes from an ``epoch`` column, else from the first (index) column.
-    """
-    rows = []
-    with open(path, newline="") as fh:
-        for raw in csv.DictReader(fh):
-            row = {}
-            for key, value in raw.items():
-                if key is None or value in ("", None):
-                    continue
-                try:
-                    row[key] = float(value)
-                except ValueError:
-                    continue
-            if "epoch" not in row and "" in row:
-                row["epoch"] = row[""]
-            if "epoch" in row:
-                rows.append(row)
-    rows.sort(key=lambda r: r["epoch"])
-    return rows
-
-
 def fig_grokking(curves: Mapping[int, Sequence[Mapping[str, float]]], *, title: str = "",
                  metrics: Sequence[str] = ("train_loss", "test_loss")) -> go.Figure:
     """Train/test curves of several seeds: ``curves[seed]`` is a list of metric rows with ``epoch``.
@@ -247,61 +222,21 @@ def fig_neuron_irreps(fractions, *, irrep_labels: Sequence[str], title: str = ""
     return fig
 
 
-def neuron_irrep_fractions(model, group: str, *, irreps: Sequence[str] | None = None):
-    """Fraction of each hidden neuron's variance in each irrep: ``([hidden, k] float64, names)``.
-
-    ``H`` ``[pair, hidden]`` is the model's hidden layer on all pairs, centred over pairs.  For
-    irrep ``rho`` (``Q^a``, ``Q^b``, ``Q^ab`` as in :mod:`rep_theory.analysis.metrics`) neuron ``j`` gets
-    ``(|Q^a^T h_j|^2 + |Q^b^T h_j|^2 + |Q^ab^T h_j|^2) / |h_j|^2``: the per-neuron version of the
-    total hidden FVE.  ``irreps`` defaults to every non-trivial irrep.  Neurons of a network that
-    computes GCR each live (almost) entirely in one key irrep.
-    """
-    import torch
-    from rep_theory.analysis.metrics import IrrepBases, project
-    bases = IrrepBases.for_group(group, model.device)
-    names = [n for n in bases.names if n != "trivial"] if irreps is None else list(irreps)
-    unknown = sorted(set(names) - set(bases.names))
-    if unknown:
-        raise ValueError(f"group {group} has no irreps {unknown}; its irreps are {list(bases.names)}")
-    n = bases.n
-    hidden = model.hidden_all_pairs()                               # [pair, hidden], model dtype
-    width = hidden.shape[1]
-    sums = [torch.zeros((n, width), dtype=torch.float64, device=hidden.device) for _ in range(3)]
-    total_sum = torch.zeros(width, dtype=torch.float64, device=hidden.device)
-    total_sq = torch.zeros(width, dtype=torch.float64, device=hidden.device)
-    step = max(1, 2**22 // max(width, 1))                           # rows per float64 chunk
-    for start in range(0, n * n, step):
-        block = hidden[start:start + step].to(torch.float64)
-        rows = slice(start, start + step)
-        for acc, index in zip(sums, (bases.left, bases.right, bases.product)):
-            acc.index_add_(0, index[rows], block)
-        total_sum += block.sum(dim=0)
-        total_sq += block.pow(2).sum(dim=0)
-    mean = total_sum / (n * n)
-    # Centring over pairs: every element is the left, right and product of exactly n pairs.
-    sums = [(acc - n * mean) / math.sqrt(n) for acc in sums]        # each [n, hidden]
-    total = (total_sq - n * n * mean.pow(2)).clamp_min(1e-300)      # [hidden]
-    fractions = torch.stack([sum(project(s, bases.bases[name]).pow(2).sum(dim=0) for s in sums)
-                             for name in names], dim=1) / total[:, None]
-    return fractions.cpu(), names
-
-
 def _neuron_fractions(run: RunSummary):
     """``(fractions [hidden, k], labels)`` over a run's key irreps, or ``None`` without weights."""
     if run.path is None or not (run.path / "model.pt").is_file() or not run.key_irreps:
         return None
     try:
-        from rep_theory.algebra.groups import get_group
-        n = get_group(run.group).order
+        G = get_group(run.group)
     except ValueError:
         return None
+    n = G.order
     if n * n * max(run.hidden_dim or 0, 512 if run.model == "T" else 0) > _MAX_NEURON_ELEMENTS:
         logger.info("%s: hidden layer too large for the neuron figure; skipped", run.run)
         return None
     try:
-        from rep_theory.training.train import load_run_model
         model = load_run_model(run.path)
-        fractions, names = neuron_irrep_fractions(model, run.group, irreps=run.key_irreps)
+        fractions, names = neuron_irrep_fractions(model, G, irreps=run.key_irreps)
     except (FileNotFoundError, NotImplementedError, ValueError, RuntimeError) as err:
         logger.warning("no neuron clustering for %s: %s", run.run, err)
         return None

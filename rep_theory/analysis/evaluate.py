@@ -1,7 +1,7 @@
-"""Evaluate run directories: the metrics of every checkpoint and of the final model (layer 7).
+"""Evaluate run directories: the metrics of every checkpoint and of the final model.
 
-A run directory (DESIGN.md) holds ``cfg.json``, ``model.pt`` (final weights) and
-``checkpoints/epoch_<e>.pt``.  :func:`evaluate_run` writes, atomically (:mod:`rep_theory.io`):
+A run directory (:mod:`rep_theory.training.rundir`) holds ``cfg.json``, ``model.pt`` (final weights)
+and ``checkpoints/epoch_<e>.pt``.  :func:`evaluate_run` writes, atomically (:mod:`rep_theory.io`):
 
 * ``summary_metrics.json``: :func:`rep_theory.analysis.metrics.checkpoint_metrics` of ``model.pt``, with
   ``epoch = num_epochs``; its key irreps (final similarity > ``key_threshold``) define the
@@ -12,8 +12,10 @@ A run directory (DESIGN.md) holds ``cfg.json``, ``model.pt`` (final weights) and
 * ``metrics.csv``: one row per checkpoint, sorted by epoch, the columns of
   :func:`rep_theory.analysis.metrics.metric_names` (``epoch`` last).  Re-running evaluates only the
   checkpoints not yet in the file (all of them if the key irreps or the columns changed), and
-  rewrites the file periodically so an interrupted evaluation keeps its progress;
-* ``figures/``: the plotly figures of :mod:`rep_theory.analysis.run_figures`.
+  rewrites the file periodically so an interrupted evaluation keeps its progress.
+
+Figures are not drawn here: :func:`rep_theory.pipeline.reports.evaluate_and_draw` (what the CLI and
+the batch runner call) evaluates, then draws :mod:`rep_theory.analysis.run_figures`.
 
 Weight files may be plain ``torch.save`` state dicts (the paper's, possibly holding CUDA tensors)
 or :func:`rep_theory.io.save_checked` files; a dict with a ``"model"``/``"state_dict"`` entry
@@ -22,105 +24,30 @@ or :func:`rep_theory.io.save_checked` files; a dict with a ``"model"``/``"state_
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
-import re
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
 
-from rep_theory.training.config import RunConfig, load_config
-from rep_theory.training.data import make_split
 from rep_theory.algebra.groups import get_group
-from rep_theory.io import CorruptFileError, atomic_write_json, atomic_write_text, load_checked
 from rep_theory.analysis.metrics import (KEY_THRESHOLD, ORDER_THRESHOLD, IrrepBases, checkpoint_metrics,
-                                learning_order, metric_names, select_key_irreps)
+                                         learning_order, metric_names, select_key_irreps)
+from rep_theory.device import resolve_device
+from rep_theory.io import atomic_write_json
+from rep_theory.training.config import load_config
+from rep_theory.training.data import make_split
+from rep_theory.training.rundir import (list_checkpoints, load_weights, model_from_weights, read_csv_header,
+                                        read_metrics_csv, write_lines, write_metrics_csv)
 
-__all__ = ["evaluate_run", "evaluate_runs", "load_weights", "list_checkpoints", "read_metrics_csv",
-           "load_run_model", "resolve_device"]
+__all__ = ["evaluate_run"]
 
 log = logging.getLogger(__name__)
 
-_CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.pt$")
-_STATE_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
 _FLUSH_SECONDS = 60.0
-
-
-def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None``/``"auto"``: CUDA when present, else CPU; anything else as given."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def load_weights(path: str | Path, *, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """The state dict stored in ``path`` (plain ``torch.save`` or a checked file), on ``map_location``."""
-    path = Path(path)
-    try:
-        obj = load_checked(path, map_location=map_location)
-    except CorruptFileError as err:
-        if "missing header" not in str(err):
-            raise
-        obj = torch.load(path, map_location=map_location, weights_only=True)
-    if isinstance(obj, dict):
-        for key in _STATE_KEYS:
-            if isinstance(obj.get(key), dict):
-                obj = obj[key]
-                break
-    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: expected a state dict of tensors (or a checkpoint dict with one of "
-                         f"the keys {list(_STATE_KEYS)}), got {type(obj).__name__}")
-    return obj
-
-
-def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
-    """``(epoch, path)`` of every ``checkpoints/epoch_<e>.pt``, by increasing epoch."""
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    found = []
-    for path in folder.iterdir():
-        m = _CHECKPOINT_RE.match(path.name)
-        if m and path.is_file():
-            found.append((int(m.group(1)), path))
-    return sorted(found)
-
-
-def load_run_model(cfg: RunConfig, weights: dict[str, torch.Tensor], device: torch.device):
-    """The run's model (:func:`rep_theory.training.models.make_model`) holding ``weights``, in eval mode."""
-    from rep_theory.training.models import make_model
-
-    model = make_model(cfg.model, get_group(cfg.spec).order, seed=cfg.seed, embed_dim=cfg.embed_dim,
-                       hidden_dim=cfg.hidden_dim)
-    model.load_state_dict(weights)
-    return model.to(device).eval()
-
-
-def read_metrics_csv(path: str | Path) -> tuple[list[str], list[dict[str, float]]]:
-    """``(columns, rows)`` of a ``metrics.csv``; values as floats."""
-    text = Path(path).read_text()
-    reader = csv.DictReader(io.StringIO(text))
-    columns = list(reader.fieldnames or [])
-    rows = [{k: float(v) for k, v in row.items() if k} for row in reader]
-    return columns, rows
-
-
-def _write_metrics_csv(path: Path, columns: Sequence[str], rows: Sequence[dict[str, float]]) -> None:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    for row in sorted(rows, key=lambda r: r["epoch"]):
-        writer.writerow([repr(float(row[c])) for c in columns])
-    atomic_write_text(path, buffer.getvalue())
-
-
-def _write_lines(path: Path, names: Sequence[str]) -> None:
-    atomic_write_text(path, "".join(f"{name}\n" for name in names))
 
 
 def _rows_use_keys(rows: Sequence[dict[str, float]], key_irreps: Sequence[str]) -> bool:
@@ -135,7 +62,7 @@ def _rows_use_keys(rows: Sequence[dict[str, float]], key_irreps: Sequence[str]) 
 
 def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold: float = KEY_THRESHOLD,
                  order_threshold: float = ORDER_THRESHOLD, device: str | torch.device | None = None,
-                 figures: bool = True, progress: bool = True, chunk_size: int | None = None) -> dict[str, float]:
+                 progress: bool = True, chunk_size: int | None = None) -> dict[str, float]:
     """Evaluate one run directory (see the module docstring); returns the summary metrics.
 
     Parameters
@@ -147,8 +74,6 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         Similarity thresholds for key irreps (final model) and for the learning order.
     device
         ``None``/``"auto"``: CUDA when present, else CPU.
-    figures
-        Write ``figures/`` (needs ``metrics.csv`` rows; skipped with ``final_only``).
     """
     run_dir = Path(run_dir)
     cfg_path, final_path = run_dir / "cfg.json", run_dir / "model.pt"
@@ -158,12 +83,12 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         raise FileNotFoundError(f"{final_path} not found: evaluate needs the final model of {run_dir}")
     cfg = load_config(run_dir)
     dev = resolve_device(device)
-    G = get_group(cfg.spec)
+    G = get_group(cfg.spec)  # the one parse of the spec; the Group flows down from here
     bases = IrrepBases.for_group(G, dev)
-    split = make_split(cfg.spec, cfg.frac_train, cfg.seed, paper_order=cfg.paper_order, device=dev)
+    split = make_split(G, cfg.frac_train, cfg.seed, paper_order=cfg.paper_order, device=dev)
 
     def evaluate(weights_path: Path, epoch: float, key_irreps):
-        model = load_run_model(cfg, load_weights(weights_path, map_location=dev), dev)
+        model = model_from_weights(cfg, load_weights(weights_path, map_location=dev), group=G, device=dev)
         return checkpoint_metrics(model, bases, train_pairs=split.train, key_irreps=key_irreps,
                                   key_threshold=key_threshold, epoch=epoch, chunk_size=chunk_size)
 
@@ -171,8 +96,8 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
     sims = {name: summary[f"logit_{name}_rep_trace_similarity"] for name in bases.names if name != "trivial"}
     key_irreps = select_key_irreps(sims, threshold=key_threshold)
     atomic_write_json(run_dir / "summary_metrics.json", summary)
-    _write_lines(run_dir / "irreps.txt", bases.names)
-    _write_lines(run_dir / "key_reps.txt", key_irreps)
+    write_lines(run_dir / "irreps.txt", bases.names)
+    write_lines(run_dir / "key_reps.txt", key_irreps)
     log.info("%s: key irreps %s", run_dir.name, key_irreps)
     if final_only:
         return summary
@@ -181,7 +106,7 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
     csv_path = run_dir / "metrics.csv"
     rows: dict[float, dict[str, float]] = {}
     if csv_path.is_file():
-        old_columns, old_rows = read_metrics_csv(csv_path)
+        old_columns, old_rows = read_csv_header(csv_path), read_metrics_csv(csv_path)
         if old_columns != columns:
             log.warning("%s: its columns differ from this version's; re-evaluating every checkpoint", csv_path)
         elif old_rows and not _rows_use_keys(old_rows, key_irreps):
@@ -196,22 +121,14 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         rows[float(epoch)] = evaluate(path, epoch, key_irreps)
         dirty = True
         if time.monotonic() - last_flush > _FLUSH_SECONDS:
-            _write_metrics_csv(csv_path, columns, list(rows.values()))
+            write_metrics_csv(csv_path, columns, list(rows.values()))
             last_flush, dirty = time.monotonic(), False
     if dirty or (rows and not csv_path.is_file()):
-        _write_metrics_csv(csv_path, columns, list(rows.values()))
+        write_metrics_csv(csv_path, columns, list(rows.values()))
     history = sorted(rows.values(), key=lambda r: r["epoch"])
     if history:
-        _write_lines(run_dir / "key_reps_in_order.txt",
+        write_lines(run_dir / "key_reps_in_order.txt",
                      learning_order(history, key_irreps, threshold=order_threshold))
     else:
         log.info("%s: no checkpoints, so no learning order (key_reps_in_order.txt not written)", run_dir.name)
-    if figures and history:
-        from rep_theory.analysis.run_figures import write_run_figures
-        write_run_figures(run_dir, history, irreps=bases.names, key_irreps=key_irreps)
     return summary
-
-
-def evaluate_runs(run_dirs: Sequence[str | Path], **kwargs: Any) -> dict[str, dict[str, float]]:
-    """:func:`evaluate_run` on each directory; returns ``{run_dir: summary}``."""
-    return {str(d): evaluate_run(d, **kwargs) for d in run_dirs}

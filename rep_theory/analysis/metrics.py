@@ -241,10 +241,13 @@ class IrrepBases:
 
     @classmethod
     def for_group(cls, group: Group | str, device: torch.device | str | None = None) -> "IrrepBases":
-        """The (memoised) bases of ``group`` on ``device`` (default CPU)."""
-        G = get_group(group) if isinstance(group, str) else group
+        """The (memoised) bases of ``group`` on ``device`` (default CPU).
+
+        Memoised by the Cayley table's content (:attr:`Group.digest`), not the name: two groups may
+        share a name but not a table."""
+        G = get_group(group)
         device = torch.device(device if device is not None else "cpu")
-        key = (G.name, G.order, str(device))
+        key = (G.digest, str(device))
         cached = cls._memo.get(key)
         if cached is None:
             cached = cls._build(G, device)

@@ -26,6 +26,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from rep_theory.io import atomic_write_text
+from rep_theory.training.rundir import METRICS_NAME, read_lines, read_metrics_csv
 
 __all__ = ["write_run_figures", "run_figures", "FIGURE_FILES"]
 
@@ -135,3 +136,17 @@ def write_run_figures(run_dir: str | Path, history: Sequence[Mapping[str, float]
         written.append(atomic_write_text(folder / name, html))
     log.info("wrote %d figures to %s", len(written), folder)
     return written
+
+
+def draw_run_figures(run_dir: str | Path) -> list[Path]:
+    """Draw the figures of an evaluated run from its files (``metrics.csv``, ``irreps.txt``,
+    ``key_reps.txt``); an empty list when the run has no checkpoint metrics yet."""
+    run_dir = Path(run_dir)
+    csv_path = run_dir / METRICS_NAME
+    if not csv_path.is_file():
+        return []
+    history = read_metrics_csv(csv_path)
+    if not history:
+        return []
+    return write_run_figures(run_dir, history, irreps=read_lines(run_dir / "irreps.txt"),
+                             key_irreps=read_lines(run_dir / "key_reps.txt"))

@@ -88,7 +88,7 @@ def register(subparsers) -> None:
 
 
 def _create(args: argparse.Namespace) -> int:
-    from rep_theory.pipeline.runner import create_batch
+    from rep_theory.pipeline.grids import create_batch
     created, existing = create_batch(args.batch_dir, args.grid, only=args.only)
     print(f"{args.batch_dir}: created {len(created)} run(s), kept {len(existing)} existing")
     return 0
@@ -122,7 +122,7 @@ def _batch(args: argparse.Namespace) -> int:
 
 
 def _tables(args: argparse.Namespace) -> int:
-    from rep_theory.analysis.summaries import write_tables
+    from rep_theory.analysis.tables import write_tables
     written = write_tables(args.batch_dir, args.out, only=args.only)
     print(f"wrote {len(written)} table files to {Path(written['tables.md']).parent}")
     return 0

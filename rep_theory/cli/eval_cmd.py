@@ -1,5 +1,5 @@
 """``rep-theory eval`` and ``rep-theory import-paper``: thin wrappers over
-:func:`rep_theory.analysis.evaluate.evaluate_run` and :func:`rep_theory.pipeline.paper_import.import_paper_run`."""
+:func:`rep_theory.pipeline.reports.evaluate_and_draw` and :func:`rep_theory.pipeline.paper_import.import_paper_run`."""
 
 from __future__ import annotations
 
@@ -37,10 +37,10 @@ def register(subparsers) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from rep_theory.analysis.evaluate import evaluate_run
+    from rep_theory.pipeline.reports import evaluate_and_draw
 
     for run_dir in args.run_dirs:
-        summary = evaluate_run(run_dir, final_only=args.final, key_threshold=args.key_threshold,
+        summary = evaluate_and_draw(run_dir, final_only=args.final, key_threshold=args.key_threshold,
                                order_threshold=args.order_threshold, device=args.device,
                                figures=not args.no_figures, progress=not args.no_progress)
         print(f"{run_dir}: test_loss {summary['test_loss']:.3g}, "

@@ -45,9 +45,9 @@ def _irreps(args: argparse.Namespace) -> int:
 
 
 def _cache_build(args: argparse.Namespace) -> int:
-    from rep_theory.algebra import cache
+    from rep_theory.algebra.irreps import build_cache, cache
 
-    report = cache.build(args.specs or cache.PAPER_SPECS, force=args.force, progress=True)
+    report = build_cache(args.specs or cache.PAPER_SPECS, force=args.force, progress=True)
     for row in report:
         print(f"{row['spec']:>8}  {row['source']:<8}  {row['n_irreps']:>3} irreps  {row['seconds']:7.2f} s  "
               f"{row['bytes'] / 1e6:8.2f} MB  {row['path']}")
@@ -55,9 +55,9 @@ def _cache_build(args: argparse.Namespace) -> int:
 
 
 def _cache_verify(args: argparse.Namespace) -> int:
-    from rep_theory.algebra import cache
+    from rep_theory.algebra.irreps import cache, verify_cache
 
-    results = cache.verify(progress=True)
+    results = verify_cache(progress=True)
     if not results:
         print(f"no cache files in {cache.cache_dir()}")
     for row in results:
@@ -69,7 +69,7 @@ def _cache_verify(args: argparse.Namespace) -> int:
 
 
 def _cache_path(args: argparse.Namespace) -> int:
-    from rep_theory.algebra import cache
+    from rep_theory.algebra.irreps import cache
 
     print(cache.cache_dir())
     return 0

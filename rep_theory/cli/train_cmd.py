@@ -11,7 +11,8 @@ import argparse
 import sys
 
 from rep_theory.training.config import MODEL_SHORT_NAMES, paper_defaults
-from rep_theory.training.train import DEFAULT_RESUME_EVERY_S, new_run, train_runs
+from rep_theory.training.rundir import new_run
+from rep_theory.training.train import DEFAULT_RESUME_EVERY_S, train_runs
 
 
 def register(subparsers) -> None:

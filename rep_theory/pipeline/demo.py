@@ -45,9 +45,16 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rep_theory.analysis.summaries import display_irrep
-from rep_theory.training.config import RunConfig, paper_defaults
+from rep_theory.algebra.groups import get_group
+from rep_theory.analysis.batch_figures import fig_grokking, fig_neuron_irreps
+from rep_theory.analysis.neurons import neuron_irrep_fractions
+from rep_theory.analysis.run_figures import run_figures
+from rep_theory.analysis.tables import display_irrep
 from rep_theory.io import atomic_write_text
+from rep_theory.pipeline.reports import evaluate_and_draw
+from rep_theory.training.config import RunConfig, load_config, paper_defaults
+from rep_theory.training.rundir import load_run_model, new_run, read_lines, read_metrics_csv
+from rep_theory.training.train import train_runs
 
 __all__ = ["DemoPreset", "PRESETS", "DemoResult", "run_demo", "verdict", "write_report",
            "demo_config", "grokking_epochs"]
@@ -190,7 +197,6 @@ def _and(words: Sequence[str]) -> str:
 
 
 def _group_order(group: str) -> int:
-    from rep_theory.algebra.groups import get_group
     return get_group(group).order
 
 
@@ -219,21 +225,13 @@ def _fve_bars(summary: Mapping[str, float], *, group: str, irreps: Sequence[str]
 def write_report(run_dir: str | Path, path: str | Path, *, text: str, checks: Sequence[Check],
                  title: str) -> Path:
     """Write the self-contained HTML report of an evaluated run to ``path``."""
-    from rep_theory.analysis.batch_figures import (fig_grokking, fig_neuron_irreps, neuron_irrep_fractions,
-                                          read_metrics_csv)
-    from rep_theory.analysis.evaluate import read_metrics_csv as read_history
-    from rep_theory.analysis.run_figures import run_figures
-    from rep_theory.training.train import load_run_model
-
     run_dir = Path(run_dir)
-    cfg = json.loads((run_dir / "cfg.json").read_text())
-    config = RunConfig.from_dict(cfg)
+    config = load_config(run_dir)
     group = config.spec
     summary = json.loads((run_dir / "summary_metrics.json").read_text())
-    irreps = (run_dir / "irreps.txt").read_text().split()
-    key_irreps = (run_dir / "key_reps_in_order.txt").read_text().split() \
-        if (run_dir / "key_reps_in_order.txt").is_file() else \
-        (run_dir / "key_reps.txt").read_text().split()
+    irreps = read_lines(run_dir / "irreps.txt")
+    key_irreps = read_lines(run_dir / "key_reps_in_order.txt") if (run_dir / "key_reps_in_order.txt").is_file() \
+        else read_lines(run_dir / "key_reps.txt")
     figures: list[tuple[str, Any]] = []
     log_path = run_dir / "train_log.csv"
     if log_path.is_file():
@@ -245,8 +243,7 @@ def write_report(run_dir: str | Path, path: str | Path, *, text: str, checks: Se
                         fig_grokking({config.seed: rows}, title="Train (dotted) and test (solid) accuracy",
                                      metrics=("train_acc", "test_acc"))))
     if (run_dir / "metrics.csv").is_file():
-        _, history = read_history(run_dir / "metrics.csv")
-        history.sort(key=lambda r: r["epoch"])
+        history = read_metrics_csv(run_dir / "metrics.csv")
         if history:
             per_run = run_figures(history, irreps=irreps, key_irreps=key_irreps, title=run_dir.name)
             figures.append(("How much the logits look like each irrep's character "
@@ -277,7 +274,7 @@ def write_report(run_dir: str | Path, path: str | Path, *, text: str, checks: Se
     other_lines = [line for line in text.splitlines()
                    if not line.startswith(("Verdict", "[x]", "[ ]"))]
     config_rows = "".join(f"<tr><td>{html.escape(str(k))}</td><td>{html.escape(json.dumps(v))}</td></tr>"
-                          for k, v in cfg.items())
+                          for k, v in config.to_dict().items())
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>
@@ -351,10 +348,6 @@ def run_demo(out_dir: str | Path = "demo_out", *, preset: str | DemoPreset = "de
     Re-running with the same settings reuses the finished run (training and evaluation resume
     or skip); a run directory holding a different config is an error naming it.
     """
-    from rep_theory.analysis.evaluate import evaluate_run
-    from rep_theory.algebra.groups import get_group
-    from rep_theory.training.train import new_run, train_runs
-
     start = time.monotonic()
     out_dir = Path(out_dir)
     config = demo_config(preset, group=group, epochs=epochs, seed=seed)
@@ -362,10 +355,9 @@ def run_demo(out_dir: str | Path = "demo_out", *, preset: str | DemoPreset = "de
     new_run(run_dir, config)
     logger.info("demo: training %s for %d epochs", config.run_name, config.num_epochs)
     train_runs([run_dir], device=device, progress=progress)
-    summary = evaluate_run(run_dir, device=device, progress=progress)
-    key_irreps = tuple((run_dir / "key_reps_in_order.txt").read_text().split())
+    summary = evaluate_and_draw(run_dir, device=device, progress=progress)
+    key_irreps = read_lines(run_dir / "key_reps_in_order.txt")
     dims = {rho.name: rho.dim for rho in get_group(config.spec).irreps()}
-    from rep_theory.analysis.batch_figures import read_metrics_csv
     log_rows = read_metrics_csv(run_dir / "train_log.csv") if (run_dir / "train_log.csv").is_file() else []
     checks, text = verdict(summary, group=config.spec, key_irreps=key_irreps, irrep_dims=dims,
                            log_rows=log_rows, train_fraction=config.frac_train)

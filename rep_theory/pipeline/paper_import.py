@@ -29,9 +29,11 @@ from pathlib import Path
 
 import torch
 
-from rep_theory.training.config import load_config
-from rep_theory.io import atomic_write_json, save_checked
+from rep_theory.algebra.groups import Group, get_group
 from rep_theory.algebra.paper_order import package_to_paper
+from rep_theory.io import atomic_write_json, save_checked
+from rep_theory.training.config import load_config
+from rep_theory.training.models import make_model
 
 __all__ = ["import_paper_run", "reorder_paper_state_dict", "ELEMENT_ROW_KEYS", "ELEMENT_LAST_AXIS_KEYS"]
 
@@ -44,9 +46,10 @@ ELEMENT_LAST_AXIS_KEYS = ("W_U", "unembed.W_U", "unembed.b_U")
 """State-dict entries whose last axis is indexed by group element (output class)."""
 
 
-def reorder_paper_state_dict(state: dict[str, torch.Tensor], spec: str) -> dict[str, torch.Tensor]:
+def reorder_paper_state_dict(state: dict[str, torch.Tensor], group: Group | str) -> dict[str, torch.Tensor]:
     """A copy of ``state`` with every element-indexed axis moved from the paper's to the package's order."""
-    inv = package_to_paper(spec)            # package element i is the paper's element inv[i]
+    spec = str(group)
+    inv = package_to_paper(group)            # package element i is the paper's element inv[i]
     n = len(inv)
     out = {}
     for key, value in state.items():
@@ -69,8 +72,6 @@ def import_paper_run(paper_run_dir: str | Path, out_run_dir: str | Path, *, over
     Writes ``cfg.json`` (the paper's config, ``paper_order: true``) and ``model.pt`` (checked file,
     package element order).  Refuses to replace an existing ``model.pt`` unless ``overwrite``.
     """
-    from rep_theory.training.models import make_model
-
     src, dst = Path(paper_run_dir), Path(out_run_dir)
     for name in ("cfg.json", "model.pt"):
         if not (src / name).is_file():
@@ -81,10 +82,10 @@ def import_paper_run(paper_run_dir: str | Path, out_run_dir: str | Path, *, over
     paper_state = torch.load(src / "model.pt", map_location="cpu", weights_only=True)
     if not isinstance(paper_state, dict):
         raise ValueError(f"{src / 'model.pt'}: expected a state dict, got {type(paper_state).__name__}")
-    state = reorder_paper_state_dict(paper_state, cfg.spec)
+    G = get_group(cfg.spec)
+    state = reorder_paper_state_dict(paper_state, G)
 
-    model = make_model(cfg.model, len(package_to_paper(cfg.spec)), embed_dim=cfg.embed_dim,
-                       hidden_dim=cfg.hidden_dim)
+    model = make_model(cfg.model, G.order, embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     if missing:

@@ -27,17 +27,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import re
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 from rep_theory import __version__
+from rep_theory.algebra.groups import canonical_spec, spec_order
+from rep_theory.checks import check_float, check_int
 
 __all__ = ["RunConfig", "paper_defaults", "MODEL_NAMES", "MODEL_SHORT_NAMES", "PAPER_GROUP_FAMILIES",
-           "PAPER_GRID", "load_config"]
+           "PAPER_GRID", "load_config", "group_spec", "model_short_name", "PAPER_EXTRA_KEYS"]
 
 MODEL_NAMES = ("OneLayerMLP", "Transformer", "BilinearNet")
 """Canonical model names (the paper's class names)."""
@@ -46,6 +48,13 @@ MODEL_SHORT_NAMES = {"MLP": "OneLayerMLP", "T": "Transformer", "B": "BilinearNet
 """Short name (run directories, CLI) -> canonical model name."""
 
 _MODEL_TO_SHORT = {v: k for k, v in MODEL_SHORT_NAMES.items()}
+_MODEL_ALIASES = {"mlp": "OneLayerMLP", "onelayermlp": "OneLayerMLP", "transformer": "Transformer",
+                  "bilinear": "BilinearNet", "bilinearnet": "BilinearNet"}
+
+PAPER_EXTRA_KEYS = {"epochs": "the paper's S6_MLP_seed2-4 carry a stale 'epochs' beside 'num_epochs'; "
+                              "num_epochs is what they trained"}
+"""Keys found in the paper's released cfg.json files that are not config fields: accepted with a
+warning and left out of the config."""
 
 PAPER_GROUP_FAMILIES = {"CyclicGroup": "C", "DihedralGroup": "D", "SymmetricGroup": "S",
                         "AlternatingGroup": "A"}
@@ -138,30 +147,30 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
-        set_("group", _normalise_group(self.group, self.group_parameter))
+        set_("group", group_spec(self.group, self.group_parameter))
         set_("group_parameter", None)
         set_("model", _normalise_model(self.model))
-        set_("seed", _check_int("seed", self.seed, low=0))
-        set_("num_epochs", _check_int("num_epochs", self.num_epochs, low=1))
-        set_("embed_dim", _check_int("embed_dim (layers.embed_dim)", self.embed_dim, low=1))
-        set_("hidden_dim", _check_int("hidden_dim (layers.hidden_dim)", self.hidden_dim, low=1))
-        set_("log_every", _check_int("log_every", self.log_every, low=1))
-        frac = _check_float("frac_train", self.frac_train)
+        set_("seed", check_int("seed", self.seed, low=0, integral_float=True))
+        set_("num_epochs", check_int("num_epochs", self.num_epochs, low=1, integral_float=True))
+        set_("embed_dim", check_int("embed_dim (layers.embed_dim)", self.embed_dim, low=1, integral_float=True))
+        set_("hidden_dim", check_int("hidden_dim (layers.hidden_dim)", self.hidden_dim, low=1, integral_float=True))
+        set_("log_every", check_int("log_every", self.log_every, low=1, integral_float=True))
+        frac = check_float("frac_train", self.frac_train)
         if not 0.0 < frac < 1.0:
             raise ValueError(f"frac_train must lie in (0, 1), got frac_train={self.frac_train!r}")
         set_("frac_train", frac)
-        lr = _check_float("lr", self.lr)
+        lr = check_float("lr", self.lr)
         if not lr > 0:
             raise ValueError(f"lr must be > 0, got lr={self.lr!r}")
         set_("lr", lr)
-        wd = _check_float("weight_decay", self.weight_decay)
+        wd = check_float("weight_decay", self.weight_decay)
         if not wd >= 0:
             raise ValueError(f"weight_decay must be >= 0, got weight_decay={self.weight_decay!r}")
         set_("weight_decay", wd)
         betas = self.betas
         if isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2:
             raise ValueError(f"betas must be a pair of floats, got betas={betas!r}")
-        betas = tuple(_check_float("betas", b) for b in betas)
+        betas = tuple(check_float("betas", b) for b in betas)
         if not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must each lie in [0, 1), got betas={self.betas!r}")
         set_("betas", betas)
@@ -171,7 +180,7 @@ class RunConfig:
             raise TypeError(f"paper_order must be a bool, got paper_order={self.paper_order!r}")
         if not isinstance(self.version, str):
             raise TypeError(f"version must be a string, got version={self.version!r}")
-        n = _group_order(self.group)
+        n = spec_order(self.group)  # parsed, never built: validation stays cheap
         if int(frac * n * n) < 1 or int(frac * n * n) >= n * n:
             raise ValueError(f"frac_train={frac} leaves an empty train or test set for group {self.group} "
                              f"({n * n} pairs)")
@@ -238,6 +247,11 @@ class RunConfig:
         known = {"lr", "num_epochs", "weight_decay", "betas", "layers", "model", "group",
                  "group_parameter", "frac_train", "seed", "device", "log_every", "paper_order",
                  "version", "embed_dim", "hidden_dim"}
+        extra = sorted(set(d) & set(PAPER_EXTRA_KEYS))
+        if extra:
+            warnings.warn(f"run config: ignoring the paper's extra key(s) {extra} "
+                          f"({'; '.join(PAPER_EXTRA_KEYS[k] for k in extra)})", stacklevel=2)
+            d = {k: v for k, v in d.items() if k not in PAPER_EXTRA_KEYS}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown key(s) in run config: {unknown}; known keys: {sorted(known)}")
@@ -272,10 +286,8 @@ def paper_defaults(spec: str, model: str, *, seed: int = 1, **overrides) -> RunC
     >>> paper_defaults("C4xC6", "MLP", num_epochs=1000).frac_train
     0.4
     """
-    from rep_theory.algebra.groups import get_group
-
     model = _normalise_model(model)
-    canonical = get_group(spec).name
+    canonical = group_spec(spec)
     frac, epochs = PAPER_GRID.get((canonical, model), (_DEFAULT_FRAC[model], _DEFAULT_EPOCHS[model]))
     base = dict(group=canonical, model=model, seed=seed, frac_train=frac, num_epochs=epochs, lr=1e-3,
                 weight_decay=1.0, betas=(0.9, 0.98), embed_dim=256, hidden_dim=128)
@@ -287,9 +299,13 @@ def paper_defaults(spec: str, model: str, *, seed: int = 1, **overrides) -> RunC
 
 
 # --- validation helpers ---------------------------------------------------------------------------
-def _normalise_group(group: Any, parameter: Any) -> str:
-    from rep_theory.algebra.groups import get_group
+def group_spec(group: Any, parameter: Any = None) -> str:
+    """The canonical spec of a ``cfg.json`` group: a spec (``"S5"``) or the paper's family name with its
+    ``group_parameter`` (``"SymmetricGroup"``, 5).  Validated by parsing alone: no Cayley table is built.
 
+    >>> group_spec("DihedralGroup", 59)
+    'D59'
+    """
     if not isinstance(group, str):
         raise TypeError(f"group must be a string (a spec such as 'S5' or a paper name such as "
                         f"'SymmetricGroup'), got group={group!r}")
@@ -303,16 +319,11 @@ def _normalise_group(group: Any, parameter: Any) -> str:
                              f"{sorted(PAPER_GROUP_FAMILIES)}; got group={group!r} with group_parameter={parameter!r}")
         spec = group
     try:
-        return get_group(spec).name
+        return canonical_spec(spec)
     except (ValueError, TypeError) as err:
         raise ValueError(f"unknown group: group={group!r}"
                          f"{'' if parameter is None else f', group_parameter={parameter!r}'} ({err}); the paper's "
                          f"names {sorted(PAPER_GROUP_FAMILIES)} with a group_parameter are accepted too") from None
-
-
-def _group_order(spec: str) -> int:
-    from rep_theory.algebra.groups import get_group
-    return get_group(spec).order
 
 
 def _normalise_model(model: Any) -> str:
@@ -321,28 +332,15 @@ def _normalise_model(model: Any) -> str:
             return model
         if model in MODEL_SHORT_NAMES:
             return MODEL_SHORT_NAMES[model]
+        if model.lower() in _MODEL_ALIASES:
+            return _MODEL_ALIASES[model.lower()]
     raise ValueError(f"unknown model: model={model!r}; expected one of {list(MODEL_NAMES)} "
                      f"or their short forms {list(MODEL_SHORT_NAMES)}")
 
 
-def _check_int(name: str, value: Any, *, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            value = int(value)
-        else:
-            raise TypeError(f"{name} must be an integer, got {name}={value!r}")
-    if value < low:
-        raise ValueError(f"{name} must be >= {low}, got {name}={value!r}")
-    return int(value)
-
-
-def _check_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {name}={value!r}")
-    value = float(value)
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite, got {name}={value!r}")
-    return value
+def model_short_name(model: Any) -> str:
+    """``"MLP"`` | ``"T"`` | ``"B"`` for a model name in any accepted form (``"OneLayerMLP"``, ``"T"``...)."""
+    return _MODEL_TO_SHORT[_normalise_model(model)]
 
 
 def load_config(run_dir: str | os.PathLike) -> RunConfig:

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from rep_theory.algebra.groups import Group, get_group
+from rep_theory.algebra.paper_order import PAPER_ORDERED_GROUPS, paper_to_package
 
 __all__ = ["all_pairs", "pair_labels", "split_permutation", "n_train_pairs", "train_test_split",
            "paper_train_test_split", "element_permutation", "PairSplit", "make_split"]
@@ -75,20 +76,18 @@ def train_test_split(n: int, frac_train: float, seed: int,
     return perm[:k].clone(), perm[k:].clone()
 
 
-def element_permutation(spec: str, paper_order: bool = True) -> torch.Tensor | None:
-    """``paper_to_package(spec)`` for groups whose paper order differs (S5, S6, A5), else ``None``."""
+def element_permutation(group: Group | str, paper_order: bool = True) -> torch.Tensor | None:
+    """``paper_to_package(group)`` for groups whose paper order differs (S5, S6, A5), else ``None``."""
     if not paper_order:
         return None
-    from rep_theory.algebra.paper_order import PAPER_ORDERED_GROUPS, paper_to_package
-
-    name = get_group(spec).name
-    return paper_to_package(name) if name in PAPER_ORDERED_GROUPS else None
+    G = get_group(group)
+    return paper_to_package(G) if G.name in PAPER_ORDERED_GROUPS else None
 
 
 def paper_train_test_split(spec: str, frac_train: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The paper's split for ``(spec, frac_train, seed)`` as package pair indices (any group)."""
     G = get_group(spec)
-    return train_test_split(G.order, frac_train, seed, element_perm=element_permutation(G.name))
+    return train_test_split(G.order, frac_train, seed, element_perm=element_permutation(G))
 
 
 @dataclass(frozen=True)
@@ -132,10 +131,12 @@ class PairSplit:
         return PairSplit(self.n, self.train.to(device), self.test.to(device), self.labels.to(device))
 
 
-def make_split(spec: str, frac_train: float, seed: int, *, paper_order: bool = True,
+def make_split(group: Group | str, frac_train: float, seed: int, *, paper_order: bool = True,
                device: torch.device | str | None = None) -> PairSplit:
-    """The split a run of ``(spec, frac_train, seed)`` trains on (see the module docstring)."""
-    G = get_group(spec)
+    """The split a run of ``(group, frac_train, seed)`` trains on (see the module docstring).
+
+    ``group``: a :class:`Group` (or its spec string, for convenience at the top level)."""
+    G = get_group(group)
     train, test = train_test_split(G.order, frac_train, seed,
-                                   element_perm=element_permutation(G.name, paper_order))
+                                   element_perm=element_permutation(G, paper_order))
     return PairSplit(G.order, train, test, pair_labels(G)).to(device or "cpu")

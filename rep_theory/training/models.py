@@ -57,6 +57,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from rep_theory.checks import check_int
 from rep_theory.training.hooks import HookedRootModule, HookPoint
 
 __all__ = ["GroupModel", "OneLayerMLP", "Transformer", "BilinearNet", "BatchedModel",
@@ -94,12 +95,6 @@ def _reorder_rows(w: torch.Tensor, perm: torch.Tensor | None) -> torch.Tensor:
     out = torch.empty_like(w)
     out[perm] = w
     return out
-
-
-def _check_int(name: str, value, low: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}, got {name}={value!r}")
-    return value
 
 
 # =================================================================================================
@@ -176,9 +171,9 @@ class OneLayerMLP(GroupModel):
     def __init__(self, n: int, embed_dim: int = 256, hidden_dim: int = 128, *, seed: int = 0,
                  element_perm: torch.Tensor | None = None):
         super().__init__()
-        self.n = _check_int("n", n)
-        self.embed_dim = _check_int("embed_dim", embed_dim)
-        self.hidden_dim = _check_int("hidden_dim", hidden_dim)
+        self.n = check_int("n", n, low=1)
+        self.embed_dim = check_int("embed_dim", embed_dim, low=1)
+        self.hidden_dim = check_int("hidden_dim", hidden_dim, low=1)
         perm = _check_element_perm(element_perm, n)
         g = _generator(seed)
         e, h = embed_dim, hidden_dim
@@ -221,8 +216,8 @@ class BilinearNet(GroupModel):
     def __init__(self, n: int, embed_dim: int = 256, *, seed: int = 0,
                  element_perm: torch.Tensor | None = None):
         super().__init__()
-        self.n = _check_int("n", n)
-        self.embed_dim = _check_int("embed_dim", embed_dim)
+        self.n = check_int("n", n, low=1)
+        self.embed_dim = check_int("embed_dim", embed_dim, low=1)
         perm = _check_element_perm(element_perm, n)
         g = _generator(seed)
         e = embed_dim
@@ -346,11 +341,11 @@ class Transformer(GroupModel):
     def __init__(self, n: int, d_model: int = 128, n_heads: int = 4, d_head: int = 32, d_mlp: int = 512,
                  *, seed: int = 0, element_perm: torch.Tensor | None = None):
         super().__init__()
-        self.n = _check_int("n", n)
-        self.d_model = _check_int("d_model", d_model)
-        self.n_heads = _check_int("n_heads", n_heads)
-        self.d_head = _check_int("d_head", d_head)
-        self.d_mlp = _check_int("d_mlp", d_mlp)
+        self.n = check_int("n", n, low=1)
+        self.d_model = check_int("d_model", d_model, low=1)
+        self.n_heads = check_int("n_heads", n_heads, low=1)
+        self.d_head = check_int("d_head", d_head, low=1)
+        self.d_mlp = check_int("d_mlp", d_mlp, low=1)
         self.init_range = 0.8 / math.sqrt(d_model)
         self.embed = _Embed(n + 1, d_model)
         self.hook_embed = HookPoint()      # [batch, pos, d_model]

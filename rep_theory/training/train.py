@@ -57,16 +57,16 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from rep_theory.algebra.groups import get_group
+from rep_theory.device import resolve_device
 from rep_theory.training.config import RunConfig, load_config
 from rep_theory.training.data import PairSplit, element_permutation, make_split
-from rep_theory.algebra.groups import get_group
-from rep_theory.io import (CorruptFileError, atomic_write_bytes, atomic_write_json, atomic_write_text, load_checked,
-                           save_checked)
-from rep_theory.training.models import BatchedModel, GroupModel, make_batched_model, make_model
+from rep_theory.training.losses import cross_entropy64, sum_cross_entropy64
+from rep_theory.training.rundir import checkpoint_path, resume_files, run_status
+from rep_theory.io import CorruptFileError, atomic_write_bytes, atomic_write_text, load_checked, save_checked
+from rep_theory.training.models import BatchedModel, GroupModel, make_batched_model
 
-__all__ = ["checkpoint_epochs", "resolve_device", "cross_entropy64", "new_run", "load_config",
-           "sum_cross_entropy64", "run_status", "train_runs", "train_run", "fit", "load_run_model", "checkpoint_path",
-           "list_checkpoints", "LOG_COLUMNS", "DEFAULT_RESUME_EVERY_S"]
+__all__ = ["checkpoint_epochs", "train_runs", "train_run", "fit", "LOG_COLUMNS", "DEFAULT_RESUME_EVERY_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -98,125 +98,10 @@ def checkpoint_epochs(num_epochs: int, num_checkpoints: int = 1000) -> list[int]
     return sorted({0, int(num_epochs), *(int(e) for e in spaced)})
 
 
-def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"`` (or None) -> CUDA when present, else CPU; anything else -> ``torch.device(device)``."""
-    if device is None or str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
-
-
-def cross_entropy64(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over the last batch axis, computed in float64 as the paper did.
-
-    ``logits [..., batch, n]``, ``labels [..., batch]`` -> ``[...]`` (float64).
-    """
-    log_probs = logits.to(torch.float64).log_softmax(dim=-1)
-    return -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1).mean(dim=-1)
-
-
-class _SumCrossEntropy64(torch.autograd.Function):
-    """``scale * sum`` of the float64 cross-entropy over all rows, with a fused float64 backward.
-
-    The same numbers as ``F.cross_entropy(logits.to(float64), labels, reduction="sum") * scale``
-    (the gradient ``(softmax - onehot) * scale`` is computed in float64, then cast to the logits'
-    dtype), in fewer passes over memory than the composite ops.
-    """
-
-    @staticmethod
-    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
-        # logits - max, in float64: float32 values convert exactly, so taking the max before the
-        # conversion and subtracting while converting (type promotion) gives the same bits in one pass.
-        x = torch.sub(logits, logits.amax(dim=-1, keepdim=True).to(torch.float64))
-        target = x.gather(-1, labels.unsqueeze(-1))
-        x.exp_()
-        total = x.sum(dim=-1, keepdim=True)
-        loss = (total.log() - target).sum() * scale
-        ctx.save_for_backward(x, total, labels)
-        ctx.scale = scale
-        ctx.dtype = logits.dtype
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_output: torch.Tensor):
-        exp, total, labels = ctx.saved_tensors
-        weight = grad_output * ctx.scale
-        # (softmax - onehot) * weight, in place (the graph is not kept: no retain_graph in training)
-        grad = exp.mul_(weight / total)
-        grad.scatter_add_(-1, labels.unsqueeze(-1), (-weight).expand(*labels.shape, 1).to(grad.dtype))
-        return grad.to(ctx.dtype), None, None
-
-
-def sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """``scale * sum`` over all rows of the float64 cross-entropy; ``logits [..., n]``, ``labels [...]``."""
-    return _SumCrossEntropy64.apply(logits, labels, scale)
-
-
 def _torch_bytes(obj) -> bytes:
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     return buffer.getvalue()
-
-
-# =================================================================================================
-# Run directories
-# =================================================================================================
-def checkpoint_path(run_dir: str | os.PathLike, epoch: int) -> Path:
-    """``run_dir/checkpoints/epoch_<epoch>.pt``."""
-    return Path(run_dir) / "checkpoints" / f"epoch_{int(epoch)}.pt"
-
-
-def list_checkpoints(run_dir: str | os.PathLike) -> list[int]:
-    """Epochs of the checkpoints present in ``run_dir``, ascending."""
-    folder = Path(run_dir) / "checkpoints"
-    epochs = []
-    for p in folder.glob("epoch_*.pt") if folder.is_dir() else ():
-        try:
-            epochs.append(int(p.stem.split("_", 1)[1]))
-        except ValueError:
-            continue
-    return sorted(epochs)
-
-
-def new_run(run_dir: str | os.PathLike, cfg: RunConfig) -> Path:
-    """Create ``run_dir`` with ``cfg.json``; an existing different cfg.json is an error (same: no-op)."""
-    run_dir = Path(run_dir)
-    path = run_dir / "cfg.json"
-    if path.exists():
-        existing = load_config(run_dir)
-        if existing != cfg:
-            raise ValueError(f"{path} already exists with a different config "
-                             f"(existing {existing.to_dict()}, requested {cfg.to_dict()}); "
-                             f"use another directory or delete it")
-        return run_dir
-    atomic_write_json(path, cfg.to_dict())
-    return run_dir
-
-
-def run_status(run_dir: str | os.PathLike) -> str:
-    """``"finished"`` (model.pt present), ``"started"`` (a resume state exists) or ``"new"``."""
-    run_dir = Path(run_dir)
-    if (run_dir / "model.pt").exists():
-        return "finished"
-    if _resume_files(run_dir):
-        return "started"
-    return "new"
-
-
-def load_run_model(run_dir: str | os.PathLike, epoch: int | None = None,
-                   device: str | torch.device = "cpu") -> GroupModel:
-    """The single-seed model of ``run_dir``: ``model.pt`` (``epoch=None``) or ``checkpoints/epoch_<epoch>.pt``."""
-    cfg = load_config(run_dir)
-    path = Path(run_dir) / "model.pt" if epoch is None else checkpoint_path(run_dir, epoch)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist (checkpoints present: {list_checkpoints(run_dir)[:5]}...)")
-    model = _make_single(cfg)
-    model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-    return model.to(device)
-
-
-def _make_single(cfg: RunConfig) -> GroupModel:
-    return make_model(cfg.model, get_group(cfg.spec).order, seed=cfg.seed, embed_dim=cfg.embed_dim,
-                      hidden_dim=cfg.hidden_dim, element_perm=element_permutation(cfg.spec, cfg.paper_order))
 
 
 # =================================================================================================
@@ -226,21 +111,9 @@ def _resume_dir(run_dir: Path) -> Path:
     return run_dir / "resume"
 
 
-def _resume_files(run_dir: Path) -> list[tuple[int, Path]]:
-    """``(epoch, path)`` of resume states, newest first."""
-    folder = _resume_dir(run_dir)
-    out = []
-    for p in folder.glob("state_*.pt") if folder.is_dir() else ():
-        try:
-            out.append((int(p.stem.split("_", 1)[1]), p))
-        except ValueError:
-            continue
-    return sorted(out, reverse=True)
-
-
 def _load_resume_state(run_dir: Path, cfg: RunConfig) -> dict | None:
     """The newest resume state that verifies, or None; corrupt ones are reported and skipped."""
-    for epoch, path in _resume_files(run_dir):
+    for epoch, path in resume_files(run_dir):
         try:
             state = load_checked(path)
         except (CorruptFileError, EOFError, RuntimeError, OSError) as err:
@@ -260,7 +133,7 @@ def _load_resume_state(run_dir: Path, cfg: RunConfig) -> dict | None:
 def _write_resume_state(run_dir: Path, state: dict) -> None:
     epoch = state["epoch"]
     save_checked(_resume_dir(run_dir) / f"state_{epoch}.pt", state)
-    for old_epoch, path in _resume_files(run_dir)[_KEEP_RESUME_STATES:]:
+    for old_epoch, path in resume_files(run_dir)[_KEEP_RESUME_STATES:]:
         if old_epoch != epoch:
             path.unlink(missing_ok=True)
 
@@ -357,7 +230,7 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
     G = get_group(cfg0.spec)
     n, E = G.order, cfg0.num_epochs
     seeds = [c.seed for c in cfgs]
-    element_perm = element_permutation(cfg0.spec, cfg0.paper_order)
+    element_perm = element_permutation(G, cfg0.paper_order)
 
     model = make_batched_model(cfg0.model, n, seeds=seeds, embed_dim=cfg0.embed_dim, hidden_dim=cfg0.hidden_dim,
                                element_perm=element_perm)
@@ -374,7 +247,7 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
     if start > 0:
         _load_optimizer(optimizer, params, trainable, [s["optimizer"] for s in batch.states], start)
 
-    data = _stack_splits([make_split(c.spec, c.frac_train, c.seed, paper_order=c.paper_order) for c in cfgs], device)
+    data = _stack_splits([make_split(G, c.frac_train, c.seed, paper_order=c.paper_order) for c in cfgs], device)
     n_train = data["a_train"].shape[1]
     train_chunks = _chunk_bounds(n_train, len(seeds), n)
     ckpt_epochs = set(checkpoint_epochs(E))

@@ -1,4 +1,5 @@
-"""The on-disk cache of group tables and irreps (used by :func:`rep_theory.algebra.irreps.group_irreps`).
+"""The on-disk cache of group tables and irreps: storage only (filled by
+:func:`rep_theory.algebra.irreps.group_irreps` and :func:`rep_theory.algebra.irreps.build_cache`).
 
 Where it lives (the first that applies; read at every call, so it can change at run time):
 
@@ -20,7 +21,9 @@ Layout and key: one file per group spec, ``<dir>/v<FORMAT_VERSION>/<spec>.pt``, 
 Only groups made from a spec (``get_group``) are cached; groups from ``Group.from_table`` or
 ``Group.from_permutations`` are always computed.  A file that fails its checksum, does not decode,
 or whose table differs from the group's current table is reported with a :class:`CacheWarning`,
-rebuilt and rewritten: never a wrong result, never a crash.  Files are safe to delete at any time;
+rebuilt and rewritten: never a wrong result, never a crash.  A file written by another package
+version is rebuilt too (conventions may have changed without a format bump), and irreps are checked
+by :func:`rep_theory.algebra.irreps.verify_irreps` before they are written.  Files are safe to delete at any time;
 bump :data:`FORMAT_VERSION` whenever conventions or the payload change.
 """
 
@@ -31,18 +34,19 @@ import os
 import time
 import warnings
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 import numpy as np
 import torch
 
 from rep_theory import __version__
-from rep_theory.algebra.groups import Group, get_group
+from rep_theory.algebra.groups import Group
+from rep_theory.algebra.irreps.irrep import Irrep
+from rep_theory.algebra.paper_order import PAPER_GROUPS
 from rep_theory.io import load_checked, save_checked
-from rep_theory.algebra.irreps import Irrep, compute_irreps, verify_irreps, _spec_factors
 
 __all__ = ["FORMAT_VERSION", "ENV_VAR", "PAPER_SPECS", "CacheWarning", "cache_dir", "cache_path",
-           "is_cacheable", "load_irreps", "save_irreps", "cached_irreps", "build", "verify"]
+           "is_cacheable", "load_irreps", "save_irreps", "cached_irreps"]
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +56,7 @@ FORMAT_VERSION = 1
 ENV_VAR = "REP_THEORY_CACHE"
 """Environment variable naming the cache folder."""
 
-PAPER_SPECS = ("C113", "C118", "D59", "D61", "S5", "S6", "A5")
+PAPER_SPECS = PAPER_GROUPS
 """The groups of the paper's experiments: what ``rep-theory cache build`` fills by default."""
 
 
@@ -65,7 +69,7 @@ def cache_dir() -> Path:
     env = os.environ.get(ENV_VAR, "").strip()
     if env:
         return Path(env).expanduser()
-    checkout = Path(__file__).resolve().parents[2]  # rep_theory/algebra/cache.py -> the checkout
+    checkout = Path(__file__).resolve().parents[__name__.count(".")]  # the folder holding rep_theory/
     if (checkout / "pyproject.toml").is_file() and (checkout / "utils").is_dir():
         return checkout / "utils" / "cache"
     xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
@@ -81,7 +85,7 @@ def cache_path(spec: str, directory: str | os.PathLike | None = None) -> Path:
 
 def is_cacheable(G: Group) -> bool:
     """True for groups made from a spec (same name and table as ``get_group(G.name)``)."""
-    return _spec_factors(G) is not None
+    return G.is_spec_group()
 
 
 def _encode(G: Group, irreps: list[Irrep]) -> dict:
@@ -98,6 +102,9 @@ def _decode(payload, G: Group, path: Path) -> list[Irrep]:
         raise ValueError(f"{path}: payload is a {type(payload).__name__}, expected a dict")
     if payload.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path}: format version {payload.get('format_version')!r}, expected {FORMAT_VERSION}")
+    if payload.get("package_version") != __version__:
+        raise ValueError(f"{path}: written by rep-theory {payload.get('package_version')!r}, this is "
+                         f"{__version__!r}; rebuilt rather than trusted")
     if payload.get("spec") != G.name or payload.get("order") != G.order:
         raise ValueError(f"{path}: holds {payload.get('spec')!r} of order {payload.get('order')!r}, "
                          f"expected {G.name!r} of order {G.order}")
@@ -140,8 +147,9 @@ def save_irreps(G: Group, irreps: list[Irrep], directory: str | os.PathLike | No
     return save_checked(cache_path(G.name, directory), _encode(G, irreps))
 
 
-def cached_irreps(G: Group, compute: Callable[[], list[Irrep]]) -> list[Irrep]:
-    """``G``'s irreps from the cache, else ``compute()`` and save them.
+def cached_irreps(G: Group, compute: Callable[[], list[Irrep]],
+                  verify: Callable[[Group, list[Irrep]], None] | None = None) -> list[Irrep]:
+    """``G``'s irreps from the cache, else ``compute()``, ``verify(G, irreps)`` (raises if wrong) and save.
 
     A cache file that cannot be used triggers a :class:`CacheWarning` and is rewritten; a cache
     folder that cannot be written triggers a :class:`CacheWarning` and the result is still returned.
@@ -158,6 +166,8 @@ def cached_irreps(G: Group, compute: Callable[[], list[Irrep]]) -> list[Irrep]:
         return irreps
     t0 = time.perf_counter()
     irreps = compute()
+    if verify is not None:
+        verify(G, irreps)
     logger.info("computed %d irreps of %s in %.2f s", len(irreps), G.name, time.perf_counter() - t0)
     try:
         save_irreps(G, irreps)
@@ -165,60 +175,3 @@ def cached_irreps(G: Group, compute: Callable[[], list[Irrep]]) -> list[Irrep]:
         warnings.warn(f"could not write the irrep cache file {path} ({err}); continuing without it",
                       CacheWarning, stacklevel=3)
     return irreps
-
-
-def build(specs: Iterable[str] = PAPER_SPECS, *, force: bool = False, progress: bool = False) -> list[dict]:
-    """Fill the cache for ``specs``: load-and-verify, or compute-verify-write.
-
-    Returns one ``{"spec", "path", "source": "cache" | "computed", "seconds", "n_irreps", "bytes"}`` per
-    spec.  A cached file that fails :func:`rep_theory.algebra.irreps.verify_irreps` is recomputed.
-    """
-    from tqdm.auto import tqdm
-
-    report = []
-    for spec in tqdm(list(specs), desc="cache build", unit="group", disable=not progress):
-        t0 = time.perf_counter()
-        G = get_group(spec)
-        path = cache_path(G.name)
-        irreps, source = None, "cache"
-        if not force:
-            try:
-                irreps = load_irreps(G)
-                if irreps is not None:
-                    verify_irreps(G, irreps)
-            except ValueError as err:
-                warnings.warn(f"cache file {path} is unusable ({err}); rebuilding it", CacheWarning, stacklevel=2)
-                irreps = None
-        if irreps is None:
-            source = "computed"
-            irreps = compute_irreps(G)
-            verify_irreps(G, irreps)
-            save_irreps(G, irreps)
-        report.append({"spec": G.name, "path": str(path), "source": source, "n_irreps": len(irreps),
-                       "seconds": time.perf_counter() - t0, "bytes": path.stat().st_size})
-    return report
-
-
-def verify(directory: str | os.PathLike | None = None, *, progress: bool = False) -> list[dict]:
-    """Re-check every cache file of the current format: checksum, table, and :func:`verify_irreps`.
-
-    Returns one ``{"path", "spec", "ok": bool, "message"}`` per file (an empty list for an empty cache).
-    """
-    from tqdm.auto import tqdm
-
-    folder = Path(directory if directory is not None else cache_dir()) / f"v{FORMAT_VERSION}"
-    files = sorted(folder.glob("*.pt")) if folder.is_dir() else []
-    results = []
-    for path in tqdm(files, desc="cache verify", unit="file", disable=not progress):
-        spec = path.stem
-        try:
-            G = get_group(spec)
-            if G.name != spec:
-                raise ValueError(f"{path}: file name {spec!r} is not a canonical spec (expected {G.name!r})")
-            irreps = load_irreps(G, directory)
-            verify_irreps(G, irreps)
-            results.append({"path": str(path), "spec": spec, "ok": True,
-                            "message": f"{len(irreps)} irreps verified"})
-        except (ValueError, TypeError, RuntimeError) as err:
-            results.append({"path": str(path), "spec": spec, "ok": False, "message": str(err)})
-    return results

@@ -1,0 +1,58 @@
+"""The paper's loss: cross-entropy computed in float64, whatever the logits' dtype.
+
+The paper converts the logits to float64 before the log-softmax; its tiny late-training losses
+(1e-7 and below) depend on it.  :func:`cross_entropy64` is the plain reference;
+:func:`sum_cross_entropy64` computes the same numbers for training in fewer passes over memory.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["cross_entropy64", "sum_cross_entropy64"]
+
+
+def cross_entropy64(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the last batch axis, computed in float64 as the paper did.
+
+    ``logits [..., batch, n]``, ``labels [..., batch]`` -> ``[...]`` (float64).
+    """
+    log_probs = logits.to(torch.float64).log_softmax(dim=-1)
+    return -log_probs.gather(-1, labels.unsqueeze(-1)).squeeze(-1).mean(dim=-1)
+
+
+class _SumCrossEntropy64(torch.autograd.Function):
+    """``scale * sum`` of the float64 cross-entropy over all rows, with a fused float64 backward.
+
+    The same numbers as ``F.cross_entropy(logits.to(float64), labels, reduction="sum") * scale``
+    (the gradient ``(softmax - onehot) * scale`` is computed in float64, then cast to the logits'
+    dtype), in fewer passes over memory than the composite ops.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
+        # logits - max, in float64: float32 values convert exactly, so taking the max before the
+        # conversion and subtracting while converting (type promotion) gives the same bits in one pass.
+        x = torch.sub(logits, logits.amax(dim=-1, keepdim=True).to(torch.float64))
+        target = x.gather(-1, labels.unsqueeze(-1))
+        x.exp_()
+        total = x.sum(dim=-1, keepdim=True)
+        loss = (total.log() - target).sum() * scale
+        ctx.save_for_backward(x, total, labels)
+        ctx.scale = scale
+        ctx.dtype = logits.dtype
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad_output: torch.Tensor):
+        exp, total, labels = ctx.saved_tensors
+        weight = grad_output * ctx.scale
+        # (softmax - onehot) * weight, in place (the graph is not kept: no retain_graph in training)
+        grad = exp.mul_(weight / total)
+        grad.scatter_add_(-1, labels.unsqueeze(-1), (-weight).expand(*labels.shape, 1).to(grad.dtype))
+        return grad.to(ctx.dtype), None, None
+
+
+def sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """``scale * sum`` over all rows of the float64 cross-entropy; ``logits [..., n]``, ``labels [...]``."""
+    return _SumCrossEntropy64.apply(logits, labels, scale)
