@@ -28,7 +28,8 @@ import torch.nn.functional as F
 
 from rep_theory.training.config import paper_defaults
 from rep_theory.training.data import make_split
-from rep_theory.training.models import make_batched_model, make_model
+from rep_theory.training.batched import make_batched_model
+from rep_theory.training.models import make_model
 from rep_theory.device import resolve_device
 from rep_theory.training.losses import sum_cross_entropy64
 from rep_theory.training.train import fit

@@ -9,8 +9,8 @@ import torch
 from rep_theory.training.data import all_pairs, make_split, pair_labels
 from rep_theory.algebra.groups import get_group
 from rep_theory.training.hooks import HookPoint
-from rep_theory.training.models import (BATCHED_MODELS, BatchedOneLayerMLP, BatchedTransformer, BilinearNet, OneLayerMLP,
-                               Transformer, make_batched_model, make_model)
+from rep_theory.training.batched import BATCHED_MODELS, BatchedOneLayerMLP, BatchedTransformer, make_batched_model
+from rep_theory.training.models import BilinearNet, OneLayerMLP, Transformer, make_model
 from rep_theory.algebra.paper_order import package_to_paper, paper_to_package
 
 pytestmark = pytest.mark.usefixtures("one_thread")

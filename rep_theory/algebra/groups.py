@@ -40,6 +40,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from rep_theory.algebra.cayley import conjugacy_classes, parity, permutation_table, validate_table
 from rep_theory.checks import check_int
 
 __all__ = ["Group", "get_group", "cyclic_group", "dihedral_group", "dicyclic_group",
@@ -77,7 +78,7 @@ class Group:
                  elements: np.ndarray | None = None, validate: bool = True):
         table_np = np.asarray(table.cpu() if isinstance(table, torch.Tensor) else table)
         if validate:
-            _validate_table(table_np)
+            validate_table(table_np)
         table_np = table_np.astype(np.int64, copy=True)
         self._name = str(name)
         self._table = torch.from_numpy(table_np)
@@ -99,7 +100,7 @@ class Group:
         The default name is ``"Table<order>_<8 hex digits of the table's sha256>"``.
         """
         arr = np.asarray(table.cpu() if isinstance(table, torch.Tensor) else table)
-        _validate_table(arr)
+        validate_table(arr)
         if name is None:
             digest = hashlib.sha256(np.ascontiguousarray(arr.astype(np.int64)).tobytes()).hexdigest()
             name = f"Table{arr.shape[0]}_{digest[:8]}"
@@ -134,7 +135,7 @@ class Group:
         if name is None:
             digest = hashlib.sha256(elements.tobytes()).hexdigest()
             name = f"Perm{degree}_{len(elements)}_{digest[:8]}"
-        return cls(name, _permutation_table(elements), elements=elements, validate=False)
+        return cls(name, permutation_table(elements), elements=elements, validate=False)
 
     # --- the value -----------------------------------------------------------------------------
     @property
@@ -203,7 +204,7 @@ class Group:
 
         The first class is ``[0]``.
         """
-        return self._memoised("classes", lambda: _conjugacy_classes(self._table.numpy(),
+        return self._memoised("classes", lambda: conjugacy_classes(self._table.numpy(),
                                                                     self._inverses.numpy()))
 
     def element_orders(self) -> torch.Tensor:
@@ -273,104 +274,7 @@ def _rebuild_group(name, table, elements):
     return Group(name, table, elements=elements, validate=False)
 
 
-# --- validation ---------------------------------------------------------------------------------
-def _validate_table(table: np.ndarray) -> None:
-    """Raise ValueError naming the first way ``table`` fails to be a group table with identity 0."""
-    if table.ndim != 2 or table.shape[0] != table.shape[1] or table.shape[0] == 0:
-        raise ValueError(f"a group table must be a non-empty square [n, n] array, got shape {tuple(table.shape)}")
-    if not np.issubdtype(table.dtype, np.integer):
-        if not np.all(np.mod(table, 1) == 0):
-            raise ValueError(f"a group table must hold integers, got dtype {table.dtype}")
-    t = table.astype(np.int64)
-    n = t.shape[0]
-    bad = np.argwhere((t < 0) | (t >= n))
-    if len(bad):
-        a, b = bad[0]
-        raise ValueError(f"table[{a}, {b}] = {t[a, b]} is out of range: entries must lie in [0, {n})")
-    arange = np.arange(n)
-    if not np.array_equal(t[0], arange) or not np.array_equal(t[:, 0], arange):
-        row_bad = np.nonzero(t[0] != arange)[0]
-        if len(row_bad):
-            b = row_bad[0]
-            raise ValueError(f"element 0 must be the identity, but table[0, {b}] = {t[0, b]} (expected {b})")
-        a = np.nonzero(t[:, 0] != arange)[0][0]
-        raise ValueError(f"element 0 must be the identity, but table[{a}, 0] = {t[a, 0]} (expected {a})")
-    for axis, what in ((1, "row"), (0, "column")):
-        sorted_lines = np.sort(t, axis=axis)
-        ok = (sorted_lines == (arange[None, :] if axis == 1 else arange[:, None])).all(axis=axis)
-        if not ok.all():
-            k = int(np.nonzero(~ok)[0][0])
-            line = t[k] if axis == 1 else t[:, k]
-            counts = np.bincount(line, minlength=n)
-            dup = int(np.nonzero(counts > 1)[0][0])
-            raise ValueError(f"{what} {k} of the table repeats element {dup}, so element {k} has no "
-                             f"{'right' if axis == 1 else 'left'} inverse (every row and column must be a permutation)")
-    # Light's test: (x y) g = x (y g) for all x, y and every g of a generating set implies associativity.
-    for g in generating_set(t):
-        lhs = t[t, g]            # [x, y] -> (x y) g
-        rhs = t[:, t[:, g]]      # [x, y] -> x (y g)
-        bad = np.argwhere(lhs != rhs)
-        if len(bad):
-            x, y = bad[0]
-            raise ValueError(f"the table is not associative: (a*b)*c != a*(b*c) for a={x}, b={y}, c={g} "
-                             f"({lhs[x, y]} != {rhs[x, y]})")
-
-
-def generating_set(table: np.ndarray, candidates: Sequence[int] | None = None) -> list[int]:
-    """A greedy generating set of the group with Cayley table ``table`` (``[n, n]``).
-
-    Each new generator is the first of ``candidates`` (default: every element in index order) not
-    yet generated, where "generated" means reached from the identity by right-multiplying with
-    generators (what Light's associativity test needs).  Passing the elements by decreasing order
-    gives small sets (2 or 3 elements for S_n), which the irrep checker wants.
-    """
-    n = table.shape[0]
-    in_sub = np.zeros(n, dtype=bool)
-    in_sub[0] = True
-    gens: list[int] = []
-    for g in (range(n) if candidates is None else candidates):
-        if in_sub.all():
-            break
-        if in_sub[g]:
-            continue
-        gens.append(int(g))
-        frontier = np.nonzero(in_sub)[0]
-        while len(frontier):
-            products = np.unique(table[np.ix_(frontier, gens)])
-            frontier = products[~in_sub[products]]
-            in_sub[frontier] = True
-    return gens
-
-
-def _conjugacy_classes(table: np.ndarray, inverses: np.ndarray) -> list[list[int]]:
-    n = table.shape[0]
-    assigned = np.full(n, -1, dtype=np.int64)
-    classes: list[list[int]] = []
-    for g in range(n):
-        if assigned[g] >= 0:
-            continue
-        conj = np.unique(table[table[:, g], inverses])  # h g h^-1 over all h
-        assigned[conj] = len(classes)
-        classes.append(conj.tolist())
-    return classes
-
-
 # --- families -------------------------------------------------------------------------------------
-def _permutation_table(elements: np.ndarray) -> np.ndarray:
-    """Cayley table of permutations in array form, ``a * b = i -> b[a[i]]``, elements sorted lexicographically."""
-    n_el, degree = elements.shape
-    base = degree ** np.arange(degree - 1, -1, -1, dtype=np.int64)
-    codes = elements @ base  # lexicographic order == increasing code
-    order = np.argsort(codes)
-    if not np.array_equal(order, np.arange(n_el)):
-        raise ValueError("permutation elements must be sorted lexicographically")
-    table = np.empty((n_el, n_el), dtype=np.int64)
-    for a in range(n_el):
-        prods = elements[:, elements[a]]  # row b: i -> b[a[i]]
-        table[a] = np.searchsorted(codes, prods @ base)
-    return table
-
-
 def cyclic_group(n: int) -> Group:
     """``C<n>``: element k is k, table is addition mod n."""
     check_int("C<n>", n, low=1)
@@ -410,30 +314,15 @@ def symmetric_group(n: int) -> Group:
     """``S<n>``: all permutations of 0..n-1 in lexicographic order; ``a * b = i -> b[a[i]]``."""
     check_int("S<n>", n, low=1, high=MAX_PERMUTATION_DEGREE)
     elements = np.array(list(itertools.permutations(range(n))), dtype=np.int64).reshape(-1, n)
-    return Group(f"S{n}", _permutation_table(elements), elements=elements, validate=False)
+    return Group(f"S{n}", permutation_table(elements), elements=elements, validate=False)
 
 
 def alternating_group(n: int) -> Group:
     """``A<n>``: even permutations of 0..n-1 in lexicographic order; ``a * b = i -> b[a[i]]``."""
     check_int("A<n>", n, low=3, high=MAX_PERMUTATION_DEGREE)
     perms = np.array(list(itertools.permutations(range(n))), dtype=np.int64)
-    elements = perms[np.array([_parity(p) == 0 for p in perms])]
-    return Group(f"A{n}", _permutation_table(elements), elements=elements, validate=False)
-
-
-def _parity(perm: np.ndarray) -> int:
-    seen = np.zeros(len(perm), dtype=bool)
-    transpositions = 0
-    for i in range(len(perm)):
-        length = 0
-        j = i
-        while not seen[j]:
-            seen[j] = True
-            j = perm[j]
-            length += 1
-        if length:
-            transpositions += length - 1
-    return transpositions % 2
+    elements = perms[np.array([parity(p) == 0 for p in perms])]
+    return Group(f"A{n}", permutation_table(elements), elements=elements, validate=False)
 
 
 def direct_product(*factors: Group) -> Group:

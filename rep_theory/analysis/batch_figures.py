@@ -1,4 +1,4 @@
-"""Figures over many runs (layer 8): which irreps seeds learn, how many, in what order, and when.
+"""Figures over many runs: which irreps seeds learn, how many, in what order, and when.
 
 Every ``fig_*`` function is a pure function of run summaries (:class:`rep_theory.analysis.summaries.RunSummary`)
 or of per-checkpoint metric rows and returns a ``plotly.graph_objects.Figure``;

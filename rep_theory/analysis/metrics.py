@@ -1,4 +1,4 @@
-"""GCR metrics of one checkpoint (layer 6): how much of each weight and activation lives in each irrep.
+"""GCR metrics of one checkpoint: how much of each weight and activation lives in each irrep.
 
 Conventions
 -----------
@@ -51,11 +51,11 @@ import dataclasses
 import math
 from typing import Iterable, Mapping, Sequence
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rep_theory.algebra.groups import Group, get_group
+from rep_theory.algebra.groups import Group
+from rep_theory.analysis.bases import IrrepBases, aggregate_pairs, fve, orthonormal_basis, project
 
 __all__ = [
     "orthonormal_basis", "project", "fve", "aggregate_pairs", "product_kernel", "logit_similarity",
@@ -77,7 +77,6 @@ CYCLIC_HIDDEN_BASIS_KEYS = ("percent_hidden_x", "percent_hidden_y", "percent_hid
 """Key prefixes whose paper values are not reproducible for cyclic groups: the paper built its
 hidden-layer bases for 2-d cyclic irreps by a plain QR of four rank-2 columns (see the README, "Evaluating runs")."""
 
-_RANK_RTOL = 1e-8
 _CHUNK_BYTES = 1 << 26      # ~64 MiB per [chunk, max(n, hidden)] float64 block
 _READOUT_BYTES = 1 << 28    # stored [n, n] per-irrep readout tables per pass over the training pairs
 _STORE_BYTES = 1 << 28      # training-pair logits kept from pass 1 for pass 2 (else recomputed)
@@ -86,52 +85,6 @@ _STORE_BYTES = 1 << 28      # training-pair logits kept from pass 1 for pass 2 (
 # --------------------------------------------------------------------------------------------------
 # Pure functions
 # --------------------------------------------------------------------------------------------------
-def orthonormal_basis(matrix: torch.Tensor, *, rtol: float = _RANK_RTOL) -> torch.Tensor:
-    """Orthonormal basis ``[n, r]`` (float64) of the column span of ``matrix [n, m]``.
-
-    ``r`` is the numerical rank: singular values below ``rtol * max(singular value)`` are dropped,
-    so dependent columns (e.g. the four matrix coefficients of a 2-d rotation, which span only a
-    2-d space) never add arbitrary directions.
-
-    >>> Q = orthonormal_basis(torch.tensor([[1., 1.], [0., 0.], [1., 1.]]))
-    >>> tuple(Q.shape)
-    (3, 1)
-    """
-    if matrix.ndim != 2:
-        raise ValueError(f"orthonormal_basis needs a 2-d [n, m] matrix, got shape {tuple(matrix.shape)}")
-    # numpy's LAPACK SVD: torch's CPU SVD of small matrices is ~1000x slower under thread contention.
-    m = matrix.detach().to("cpu", torch.float64).numpy()
-    u, s, _ = np.linalg.svd(m, full_matrices=False)
-    rank = int((s > rtol * s[0]).sum()) if s.size and s[0] > 0 else 0
-    return torch.from_numpy(np.ascontiguousarray(u[:, :rank])).to(matrix.device)
-
-
-def project(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
-    """Orthogonal projection of the columns of ``x [n, k]`` onto ``span(basis [n, r])``: ``[n, k]``.
-
-    ``basis`` must have orthonormal columns.  This is the one projection of the package: the
-    restricted and excluded losses and the pair-level projections all call it.
-    """
-    return basis @ (basis.T @ x)
-
-
-def fve(x: torch.Tensor, basis: torch.Tensor, *, total_sq: torch.Tensor | float | None = None) -> torch.Tensor:
-    """Fraction of ``||x||^2`` that lies in ``span(basis)``: ``||basis^T x||^2 / ||x||^2`` (0-d tensor).
-
-    ``x [n, k]``, ``basis [n, r]`` orthonormal.  ``total_sq`` replaces the denominator: the
-    pair-level FVE of ``X [pair, k]`` on ``Q^ab`` is ``fve(X_by_product, Q_rho, total_sq=n*||X||^2)``.
-    """
-    num = (basis.T @ x).pow(2).sum()
-    den = x.pow(2).sum() if total_sq is None else torch.as_tensor(total_sq, dtype=num.dtype, device=num.device)
-    return num / den
-
-
-def aggregate_pairs(x: torch.Tensor, index: torch.Tensor, n: int) -> torch.Tensor:
-    """Sum the rows of ``x [pair, k]`` into ``[n, k]`` by ``index [pair]`` (e.g. left element, product)."""
-    out = torch.zeros((n, x.shape[1]), dtype=torch.float64, device=x.device)
-    return out.index_add_(0, index.to(x.device), x.to(torch.float64))
-
-
 def product_kernel(character: torch.Tensor, product_index: torch.Tensor) -> torch.Tensor:
     """``K [n, n]`` with ``K[g, c] = chi(g c^-1)``, gathered through ``product_index[g, c] = table[g, inv[c]]``.
 
@@ -199,89 +152,6 @@ def metric_names(irrep_names: Sequence[str]) -> list[str]:
              "sum_of_squared_weights", "percent_hidden_explained", "percent_hidden_xy_explained",
              "percent_x_embed_explained", "percent_y_embed_explained", "percent_unembed_explained", "epoch"]
     return keys
-
-
-# --------------------------------------------------------------------------------------------------
-# Per-group state, built once per run
-# --------------------------------------------------------------------------------------------------
-@dataclasses.dataclass(frozen=True, eq=False)
-class IrrepBases:
-    """Everything metrics need about a group, built once per (group, device) and reused per checkpoint.
-
-    Attributes
-    ----------
-    group : Group
-    names : tuple of str            irrep names, trivial first (``group.irreps()`` order)
-    bases : dict name -> ``[n, r]`` float64 orthonormal basis ``Q_rho``
-    characters : dict name -> ``[n]`` float64
-    left, right, product : ``[pair]`` LongTensor   ``a``, ``b`` and ``ab`` of each pair
-    product_index : ``[n, n]`` LongTensor          ``table[g, inv[c]]`` (``K[g, c] = chi(g c^-1)``)
-    right_factor : ``[n, n]`` LongTensor           ``table[inv[a], g]``: the ``b`` with ``ab = g``
-    """
-
-    group: Group
-    names: tuple
-    bases: dict
-    characters: dict
-    left: torch.Tensor
-    right: torch.Tensor
-    product: torch.Tensor
-    product_index: torch.Tensor
-    right_factor: torch.Tensor
-
-    _memo = {}
-
-    @property
-    def n(self) -> int:
-        return self.group.order
-
-    @property
-    def device(self) -> torch.device:
-        return self.left.device
-
-    @classmethod
-    def for_group(cls, group: Group | str, device: torch.device | str | None = None) -> "IrrepBases":
-        """The (memoised) bases of ``group`` on ``device`` (default CPU).
-
-        Memoised by the Cayley table's content (:attr:`Group.digest`), not the name: two groups may
-        share a name but not a table."""
-        G = get_group(group)
-        device = torch.device(device if device is not None else "cpu")
-        key = (G.digest, str(device))
-        cached = cls._memo.get(key)
-        if cached is None:
-            cached = cls._build(G, device)
-            cls._memo[key] = cached
-        return cached
-
-    @classmethod
-    def _build(cls, G: Group, device: torch.device) -> "IrrepBases":
-        n = G.order
-        irreps = G.irreps()
-        if not irreps or irreps[0].name != "trivial":
-            raise ValueError(f"group {G.name}: expected the trivial irrep first, got {[r.name for r in irreps[:1]]}")
-        bases, chars = {}, {}
-        for rho in irreps:
-            Q = orthonormal_basis(rho.matrices.reshape(n, -1)).to(device)
-            bases[rho.name] = Q
-            chars[rho.name] = rho.character.to(device=device, dtype=torch.float64)
-        table, inverses = G.table.to(device), G.inverses.to(device)
-        pairs = torch.arange(n * n, device=device)
-        return cls(group=G, names=tuple(r.name for r in irreps), bases=bases, characters=chars,
-                   left=pairs // n, right=pairs % n, product=table.reshape(-1),
-                   product_index=table[:, inverses], right_factor=table[inverses])
-
-    def sum_by_product(self, x: torch.Tensor, first_row: int = 0) -> torch.Tensor:
-        """``[n, k]``: rows of ``x`` (``[rows * n, k]``, the pairs of the left elements
-        ``first_row .. first_row + rows - 1``) summed over the pairs with each product ``g``.
-
-        A gather along ``b = a^-1 g`` and a sum over ``a`` (faster than a scatter-add).
-        """
-        n = self.n
-        rows, k = x.shape[0] // n, x.shape[1]
-        index = self.right_factor[first_row:first_row + rows]               # [rows, n(g)] -> b
-        gathered = x.reshape(rows, n, k).gather(1, index[:, :, None].expand(rows, n, k))
-        return gathered.sum(0)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The ``rep-theory`` command: thin argument parsing over library calls (layer 9).
+"""The ``rep-theory`` command: thin argument parsing over library calls.
 
 Each submodule registers its subcommands with ``register(subparsers)``; a subcommand's handler
 takes the parsed ``argparse.Namespace`` and returns an exit status.  No logic lives here that a

@@ -1,4 +1,4 @@
-"""Run the batch pipeline on a Ray cluster (layer 7): :class:`RayBackend`.
+"""Run the batch pipeline on a Ray cluster: :class:`RayBackend`.
 
 :func:`rep_theory.pipeline.runner.run_batch` hands its jobs (train one seed group of one config,
 evaluate one run) to a backend.  :class:`RayBackend` turns each job into one Ray task that calls

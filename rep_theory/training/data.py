@@ -1,4 +1,4 @@
-"""The pair dataset and the seeded train/test split (layer 3).
+"""The pair dataset and the seeded train/test split.
 
 Conventions:
 

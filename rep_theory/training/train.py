@@ -1,4 +1,4 @@
-"""Full-batch AdamW training with the paper's checkpoints, seed batching and resume (layer 5).
+"""Full-batch AdamW training with the paper's checkpoints, seed batching and resume.
 
 What a run does (one run directory = one seed of one model on one group):
 
@@ -64,7 +64,8 @@ from rep_theory.training.data import PairSplit, element_permutation, make_split
 from rep_theory.training.losses import cross_entropy64, sum_cross_entropy64
 from rep_theory.training.rundir import checkpoint_path, resume_files, run_status
 from rep_theory.io import CorruptFileError, atomic_write_bytes, atomic_write_text, load_checked, save_checked
-from rep_theory.training.models import BatchedModel, GroupModel, make_batched_model
+from rep_theory.training.batched import BatchedModel, make_batched_model
+from rep_theory.training.models import GroupModel
 
 __all__ = ["checkpoint_epochs", "train_runs", "train_run", "fit", "LOG_COLUMNS", "DEFAULT_RESUME_EVERY_S"]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from rep_theory.algebra.groups import Group, generating_set
+from rep_theory.algebra.cayley import generating_set
+from rep_theory.algebra.groups import Group
 from rep_theory.algebra.irreps.irrep import FS_INDICATORS, KINDS, Irrep
 
 __all__ = ["verify_irreps", "character_table", "format_character_table"]
