@@ -54,6 +54,13 @@ def _elements(G: Group, H) -> np.ndarray:
                    dtype=np.int64).reshape(-1)
     if e.size == 0 or e.min() < 0 or e.max() >= G.order:
         raise ValueError(f"H must hold element indices in [0, {G.order}) of {G.name}, got {e.tolist()[:12]}")
+    e = np.unique(e)
+    products = G.table.numpy()[np.ix_(e, e)]
+    outside = ~np.isin(products, e)
+    if outside.any():
+        i, j = np.argwhere(outside)[0]
+        raise ValueError(f"H = {e.tolist()[:12]}{'...' if e.size > 12 else ''} is not a subgroup of {G.name}: "
+                         f"{e[i]} * {e[j]} = {products[i, j]} is not in H")
     return e
 
 
@@ -61,8 +68,7 @@ def fixed_dimension(G: Group | str, rho, H) -> int:
     """``dim V_rho^H = (1/|H|) sum_{h in H} chi_rho(h)``: the (real) dimension of the ``H``-fixed vectors.
 
     ``rho``: an irrep of ``G`` or its name; ``H``: a :class:`~rep_theory.algebra.subgroups.Subgroup`
-    or a sequence of element indices forming a subgroup.  A ``ValueError`` reports a non-integer
-    average (``H`` is then not a subgroup).
+    or a sequence of element indices forming a subgroup (a ``ValueError`` names a product outside it).
     """
     G = _as_group(G)
     r = _irrep(G, rho)
