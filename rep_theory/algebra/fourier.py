@@ -133,9 +133,12 @@ def fourier(G: Group | str, f) -> dict[str, torch.Tensor]:
     dict name -> float64 tensor ``[*batch, d, d]``, in ``G.irreps()`` order.
 
     >>> import torch; from rep_theory.groups import get_group
-    >>> G = get_group("S3"); fhat = fourier(G, torch.eye(6)[:, 0])   # the delta at the identity
+    >>> G = get_group("S3")
+    >>> fhat = fourier(G, torch.eye(6))        # column k: the delta at element k, so fhat[k] = rho(k)
     >>> [tuple(v.shape) for v in fhat.values()]
     [(6, 1, 1), (6, 1, 1), (6, 2, 2)]
+    >>> bool(torch.equal(fhat["standard"], G.irrep("standard").matrices))
+    True
     """
     G = _as_group(G)
     x = _as_function(G, f)

@@ -25,8 +25,9 @@ import torch
 
 from rep_theory.groups import Group, get_group
 
-# Sibling module: a plain relative import keeps this folder a self-contained namespace package.
-from . import subgroups as _sg
+# Absolute import: the folder has no __init__.py yet, and tools that import this file by path
+# (pytest --doctest-modules) would not know a parent package for a relative import.
+from rep_theory.algebra import subgroups as _sg
 
 __all__ = ["RhoSet", "fixed_dimension", "fixed_space", "min_rho_set_size", "min_rho_set_subgroups", "rho_set",
            "format_rho_set_table"]
