@@ -184,3 +184,16 @@ def test_best_cosets_finds_the_planted_subgroup():
     right = sg.best_cosets(G, f, side="right", threshold=0.999)
     assert right.subgroups[int(right.index[1])] == f20
     assert int(left.index[2]) == -1 and int(left.order[2]) == 0 and torch.isnan(left.fraction[2])
+
+
+def test_point_stabiliser_cosets_in_sn():
+    """With a * b = "a first, then b" (i -> b[a[i]]), left cosets of Stab(k) fix the preimage of k,
+    right cosets fix the image of k (the convention the module docstring states)."""
+    G = get_group("S4")
+    E = G.elements
+    k = 2
+    H = [g for g in range(G.order) if E[g][k] == k]
+    preimage = np.array([list(E[g]).index(k) for g in range(G.order)])
+    for side, key in (("left", preimage), ("right", E[:, k])):
+        labels = sg.coset_labels(G, H, side=side).numpy()
+        assert ((labels[:, None] == labels[None, :]) == (key[:, None] == key[None, :])).all(), side
