@@ -15,7 +15,7 @@ from rep_theory.groups import Group, get_group
 
 # (number of subgroups, number of conjugacy classes): standard tables (e.g. GAP's SmallGroups data)
 KNOWN = {"S3": (6, 4), "S4": (30, 11), "A4": (10, 5), "A5": (59, 9), "S5": (156, 19), "D4": (10, 8),
-         "Q8": (6, 6), "C12": (6, 6), "S6": (1455, 56)}
+         "Q8": (6, 6), "C12": (6, 6), "A6": (501, 22), "S6": (1455, 56)}
 
 
 @pytest.fixture(autouse=True)

@@ -275,7 +275,8 @@ def identify_subgroup(G: Group, elements: Sequence[int]) -> str:
     of orders 8 and 12 by their number of involutions); ``F20``, ``C3xS3``, ``C3^2:C2`` (orders 20
     and 18 likewise); ``D4xC2`` (order 16 with 11 involutions); ``S4`` (the only centreless group of
     order 24); ``A5`` and ``A6`` (perfect of order 60, 360); ``S5`` (order 120, centreless, perfect
-    derived subgroup of order 60); ``S6`` (order 720 with derived subgroup ``A6`` and no element of order 8).
+    derived subgroup of order 60); ``S6`` (order 720, centreless, derived subgroup ``A6``, no element of
+    order 8).  Names are computed once per class, from the representative.
     """
     table = G.table.numpy()
     e = np.asarray(sorted(int(x) for x in elements), dtype=np.int64)
@@ -309,7 +310,8 @@ def identify_subgroup(G: Group, elements: Sequence[int]) -> str:
         perfect_derived = _derived(table, inv, d).sum() == len(d)
         if size == 120 and centre == 1 and len(d) == 60 and perfect_derived:
             return "S5"
-        if size == 720 and len(d) == 360 and perfect_derived and not (orders == 8).any():
+        # of A6 x C2, S6, PGL(2, 9) and M10 (the groups A6.2), only S6 is centreless without elements of order 8
+        if size == 720 and centre == 1 and len(d) == 360 and perfect_derived and not (orders == 8).any():
             return "S6"
     return f"order {size}"
 
