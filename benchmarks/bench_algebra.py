@@ -36,7 +36,7 @@ def main() -> int:
 
         from rep_theory.algebra import fourier as ft
         from rep_theory.algebra import subgroups as sg
-        from rep_theory.groups import get_group
+        from rep_theory.algebra.groups import get_group
 
         print(f"cache folder: {folder}  (python {sys.version.split()[0]}, torch {torch.__version__}, "
               f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs visible)")

@@ -9,7 +9,7 @@ import torch
 
 from rep_theory.algebra.fourier import (convolve, fourier, fourier_power, inverse_fourier, isotypic_projection,
                                         pair_fourier_power, plancherel_weights)
-from rep_theory.groups import get_group
+from rep_theory.algebra.groups import get_group
 
 SPECS = ["C7", "D5", "Q8", "C4xC6", "S4", "A5"]   # complex (C7, C4xC6) and quaternionic (Q8) kinds included
 COMMUTANT = {"real": 1, "complex": 2, "quaternionic": 4}
@@ -169,8 +169,8 @@ def test_pair_power_of_planted_functions(spec):
 def test_pair_power_restates_the_hidden_fve_metrics(spec):
     """percent_hidden_{x,y,xy}_<irrep>_rep of checkpoint_metrics == pooled pair Fourier power of the
     centred hidden layer (the metrics module is the oracle here only)."""
-    from rep_theory.metrics import IrrepBases, checkpoint_metrics
-    from rep_theory.models import make_model
+    from rep_theory.analysis.metrics import IrrepBases, checkpoint_metrics
+    from rep_theory.training.models import make_model
 
     G = get_group(spec)
     torch.manual_seed(0)

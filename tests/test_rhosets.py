@@ -7,7 +7,7 @@ import torch
 
 from rep_theory.algebra import rhosets as rs
 from rep_theory.algebra import subgroups as sg
-from rep_theory.groups import get_group
+from rep_theory.algebra.groups import get_group
 
 MIN_SIZES = {
     "S5": {"trivial": 1, "sign": 2, "standard": 5, "standard_sign": 10, "s5_5d_a": 6, "s5_5d_b": 10, "s5_6d": 20},

@@ -11,7 +11,7 @@ import torch
 
 from rep_theory.algebra import subgroups as sg
 from rep_theory.algebra.fourier import fourier_power
-from rep_theory.groups import Group, get_group
+from rep_theory.algebra.groups import Group, get_group
 
 # (number of subgroups, number of conjugacy classes): standard tables (e.g. GAP's SmallGroups data)
 KNOWN = {"S3": (6, 4), "S4": (30, 11), "A4": (10, 5), "A5": (59, 9), "S5": (156, 19), "D4": (10, 8),

@@ -42,7 +42,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from rep_theory.groups import Group, get_group
+from rep_theory.algebra.groups import Group, get_group
 
 __all__ = ["fourier", "inverse_fourier", "fourier_power", "isotypic_projection", "plancherel_weights",
            "convolve", "pair_fourier_power", "COMMUTANT_DIMS"]

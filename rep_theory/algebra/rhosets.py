@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from rep_theory.groups import Group, get_group
+from rep_theory.algebra.groups import Group, get_group
 
 # Absolute import: the folder has no __init__.py yet, and tools that import this file by path
 # (pytest --doctest-modules) would not know a parent package for a relative import.

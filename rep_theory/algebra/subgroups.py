@@ -36,8 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
-import tempfile
+import io
 import warnings
 from pathlib import Path
 from typing import NamedTuple, Sequence
@@ -45,7 +44,9 @@ from typing import NamedTuple, Sequence
 import numpy as np
 import torch
 
-from rep_theory.groups import Group, get_group
+from rep_theory.algebra.groups import Group, get_group
+from rep_theory.algebra.irreps.cache import cache_dir
+from rep_theory.io import atomic_write_bytes
 
 __all__ = ["Subgroup", "SubgroupClass", "BestCosets", "subgroups", "subgroup_classes", "identify_subgroup",
            "format_subgroup_classes", "coset_labels", "coset_concentration", "best_cosets", "cache_dir",
@@ -184,13 +185,6 @@ def _enumerate(table: np.ndarray, inv: np.ndarray, orders: np.ndarray) -> tuple[
 # --------------------------------------------------------------------------------------------------
 # Cache
 # --------------------------------------------------------------------------------------------------
-def cache_dir() -> Path:
-    """The folder of cached subgroup files: ``$REP_THEORY_CACHE`` if set and non-empty, else
-    ``utils/cache`` under the current working directory (read at every call)."""
-    env = os.environ.get("REP_THEORY_CACHE", "")
-    return Path(env) if env else Path.cwd() / "utils" / "cache"
-
-
 def _table_key(table: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(table, dtype=np.int64).tobytes()).hexdigest()[:16]
 
@@ -221,17 +215,11 @@ def _load(path: Path, table: np.ndarray):
 
 
 def _save(path: Path, masks: np.ndarray, class_of: np.ndarray) -> None:
-    """Write atomically (temporary file in the same folder, then ``os.replace``); failure only warns."""
+    """Write atomically (:func:`rep_theory.io.atomic_write_bytes`); failure only warns."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(fh, packed=np.packbits(masks, axis=1), class_of=class_of)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        buffer = io.BytesIO()
+        np.savez_compressed(buffer, packed=np.packbits(masks, axis=1), class_of=class_of)
+        atomic_write_bytes(path, buffer.getvalue())
     except OSError as err:
         warnings.warn(f"could not write the subgroup cache file {path}: {err}", stacklevel=3)
 
