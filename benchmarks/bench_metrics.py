@@ -1,6 +1,6 @@
 """Benchmark the per-checkpoint metrics; prints its figures.
 
-1. S5 MLP of the paper (``shared/reference/paper_models/S5_MLP_seed1``): seconds per checkpoint of
+1. S5 MLP of the paper (``reference/paper_models/S5_MLP_seed1``): seconds per checkpoint of
    :func:`rep_theory.analysis.metrics.checkpoint_metrics` against a straightforward re-implementation of the
    paper's procedure (``tests/test_metrics.py::naive_metrics``: the hidden layer and logits recomputed
    for every metric of every irrep, explicit ``[n^2, r]`` pair bases, an ``n^3`` trace tensor per
@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+REFERENCE = ROOT / "reference"
 sys.path.insert(0, str(ROOT / "tests"))
 
 
@@ -54,7 +54,7 @@ def bench_s5(repeats: int, device: torch.device) -> None:
     from rep_theory.training.models import make_model
     from rep_theory.pipeline.paper_import import reorder_paper_state_dict
 
-    src = SHARED / "reference" / "paper_models" / "S5_MLP_seed1"
+    src = REFERENCE / "paper_models" / "S5_MLP_seed1"
     cfg = RunConfig.from_dict(json.loads((src / "cfg.json").read_text()))
     state = reorder_paper_state_dict(torch.load(src / "model.pt", map_location="cpu", weights_only=True), "S5")
     model = make_model("OneLayerMLP", 120, embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim)

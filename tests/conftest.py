@@ -5,19 +5,18 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
-"""The reference data sits beside the checkout: ``<parent of the repo>/shared`` (CI copies it there)."""
+REFERENCE_DIR = Path(__file__).resolve().parents[1] / "reference"
+"""The paper's released tables, element orders and trained runs, carried in the repository."""
 
 
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
-    """``shared/reference``: the paper's tables, element orders and trained runs.  Fails (never skips)
-    when it is missing, since the tests that use it compare against the paper."""
-    path = SHARED_DIR / "reference"
-    if not (path / "paper_models").is_dir():
-        pytest.fail(f"reference data not found at {path}: the tests expect the project's shared/ folder "
-                    f"beside the repository checkout (shared/reference/paper_models/...)", pytrace=False)
-    return path
+    """``<repo>/reference``: the paper's tables, element orders and trained runs.  Fails (never
+    skips) when it is missing, since the tests that use it compare against the paper."""
+    if not (REFERENCE_DIR / "paper_models").is_dir():
+        pytest.fail(f"reference data not found at {REFERENCE_DIR}: it is part of the repository "
+                    f"(reference/paper_models/...); restore it from git", pytrace=False)
+    return REFERENCE_DIR
 
 
 @pytest.fixture

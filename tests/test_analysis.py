@@ -15,7 +15,7 @@ from rep_theory.training.config import group_spec, model_short_name
 from rep_theory.training.rundir import read_metrics_csv
 from rep_theory.cli import main
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"  # as tests/conftest.py
+REFERENCE = Path(__file__).resolve().parents[1] / "reference"  # as tests/conftest.py
 PAPER_MODELS = REFERENCE / "paper_models"
 PAPER_RUN_NAMES = ("C113_MLP_seed1", "C113_T_seed1", "D59_MLP_seed1", "S5_MLP_seed1")
 _SMALL_FILES = ("cfg.json", "summary_metrics.json", "key_reps_in_order.txt", "key_reps.txt",

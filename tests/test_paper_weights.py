@@ -1,6 +1,6 @@
 """Acceptance: the paper's trained weights, imported and evaluated, give the paper's numbers.
 
-Each run of ``shared/reference/paper_models`` goes through ``rep-theory import-paper`` and
+Each run of ``reference/paper_models`` goes through ``rep-theory import-paper`` and
 ``rep-theory eval --final``; every key of the paper's ``summary_metrics.json`` is compared:
 same key irreps; FVEs, similarities and accuracies within 1e-3 absolute; losses within 5 %
 relative where the paper's value exceeds 1e-4, within a factor 2 below.  Documented exceptions
