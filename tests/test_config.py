@@ -121,3 +121,24 @@ def test_batch_key_differs_only_by_seed():
     assert a.batch_key() == paper_defaults("S5", "MLP", seed=7).batch_key()
     assert a.batch_key() != paper_defaults("S5", "MLP", seed=1, lr=2e-3).batch_key()
     assert a.batch_key() != paper_defaults("S5", "T", seed=1).batch_key()
+
+
+def test_validation_does_not_build_the_group():
+    """A config for S7 validates by parsing its spec: no 5040 x 5040 Cayley table is built."""
+    from rep_theory.algebra.groups import _get_group_cached
+
+    before = _get_group_cached.cache_info().misses
+    cfg = RunConfig(group="S7", model="MLP", frac_train=0.3)
+    assert cfg.spec == "S7" and _get_group_cached.cache_info().misses == before
+    with pytest.raises(ValueError, match="empty train or test set"):
+        RunConfig(group="C2", model="MLP", frac_train=0.1)
+
+
+def test_paper_extra_keys_are_accepted_with_a_warning():
+    """The paper's S6_MLP_seed2/cfg.json carries a stale "epochs" beside "num_epochs"."""
+    d = RunConfig(group="S5", model="MLP").to_dict()
+    with pytest.warns(UserWarning, match="epochs"):
+        cfg = RunConfig.from_dict(dict(d, epochs=50_000))
+    assert cfg == RunConfig.from_dict(d) and cfg.num_epochs == d["num_epochs"]
+    with pytest.raises(ValueError, match="unknown key"):
+        RunConfig.from_dict(dict(d, epochz=1))

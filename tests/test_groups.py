@@ -207,3 +207,32 @@ def test_element_orders():
     assert get_group("C12").element_orders().tolist() == [12 // np.gcd(k, 12) for k in range(12)]
     orders = get_group("S4").element_orders()
     assert sorted(set(orders.tolist())) == [1, 2, 3, 4]
+
+
+# --- identity by content, not name -----------------------------------------------------------------
+def test_groups_with_one_name_but_different_tables_are_different():
+    """``Group.from_table(t, name="D4")`` with another table is not D4, and nothing derived from D4
+    (irreps, metric bases) is served for it."""
+    from rep_theory.analysis.bases import IrrepBases
+
+    d4 = get_group("D4")
+    c8 = get_group("C8")
+    impostor = Group.from_table(c8.table, name="D4")
+    assert impostor != d4 and impostor.digest != d4.digest
+    assert not impostor.is_spec_group() and d4.is_spec_group()
+    assert Group.from_table(d4.table, name="D4") == d4  # same name and table: equal
+    assert [r.dim for r in impostor.irreps()] != [r.dim for r in d4.irreps()]  # C8's irreps, not D4's
+    assert IrrepBases.for_group(impostor) is not IrrepBases.for_group(d4)
+    assert IrrepBases.for_group(impostor).names == tuple(r.name for r in impostor.irreps())
+
+
+def test_specs_are_parsed_without_building_groups():
+    from rep_theory.algebra.groups import canonical_spec, parse_spec, spec_order, _get_group_cached
+
+    before = _get_group_cached.cache_info().misses
+    assert spec_order("S7") == 5040 and spec_order("C4xD5xQ8") == 4 * 10 * 8 and spec_order("A6") == 360
+    assert canonical_spec(" C04xDic3 ") == "C4xDic3"
+    assert parse_spec("Q8xS3") == [("Q8", None), ("S", 3)]
+    assert _get_group_cached.cache_info().misses == before
+    with pytest.raises(ValueError, match="S9"):
+        spec_order("S9")
