@@ -3,7 +3,7 @@
 Layers (each imports only from its own layer or those above it in this list; no import cycles;
 ``tests/test_layering.py`` walks every module's imports to keep this true):
 
-0. ``rep_theory.io``, ``rep_theory.checks``, ``rep_theory.device``: atomic files, argument checks, devices
+0. ``rep_theory.io``, ``checks``, ``device``, ``locks``: atomic files, argument checks, devices, run locks
 1. ``rep_theory.algebra``: groups, irreps, the irrep cache, subgroups, Fourier analysis, rho-sets
 2. ``rep_theory.training``: data, models, configs, the run directory, training
 3. ``rep_theory.analysis``: metrics, evaluation, summaries, tables, figures

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "save_checked",
-           "load_checked", "CorruptFileError", "sha256_bytes"]
+           "load_checked", "CorruptFileError", "sha256_bytes", "content_digest"]
 
 _MAGIC = b"REPTHEORY-CHECKED-1\n"
 
@@ -82,6 +82,23 @@ def save_checked(path: str | os.PathLike, obj: Any) -> Path:
     payload = buffer.getvalue()
     header = _MAGIC + sha256_bytes(payload).encode("ascii") + b"\n"
     return atomic_write_bytes(path, header + payload)
+
+
+def content_digest(path: str | os.PathLike) -> str:
+    """The sha256 (hex) a file's contents are known by: for a checked file the payload checksum in
+    its header (read without the rest: cheap for large weights), else the sha256 of the whole file.
+
+    Whether a checked file's payload still matches its header is :func:`load_checked`'s business.
+    """
+    path = Path(path)
+    with open(path, "rb") as fh:
+        head = fh.read(len(_MAGIC) + 65)
+        if head.startswith(_MAGIC) and head[-1:] == b"\n":
+            return head[len(_MAGIC):len(_MAGIC) + 64].decode("ascii", "replace")
+        digest = hashlib.sha256(head)
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def load_checked(path: str | os.PathLike, *, map_location: str | torch.device | None = "cpu",

@@ -17,7 +17,8 @@ from rep_theory.cli import main
 from rep_theory.training.config import RunConfig, paper_defaults
 from rep_theory.pipeline.grids import GRIDS, create_batch, load_grid
 from rep_theory.pipeline.runner import Job, LocalBackend, execute_job, run_batch
-from rep_theory.training.rundir import RunLockedError, run_lock, run_state
+from rep_theory.training.rundir import (EvaluationRecord, RunLockedError, file_stamp, run_lock, run_state,
+                                        write_evaluation_record)
 
 
 def test_paper_grid_is_the_design_table():
@@ -133,6 +134,7 @@ def fake_pipeline(monkeypatch):
         calls["evaluate"].append(Path(run_dir).name)
         for name in ("summary_metrics.json", "metrics.csv", "key_reps_in_order.txt"):
             (Path(run_dir) / name).write_text("{}" if name.endswith("json") else "")
+        write_evaluation_record(run_dir, EvaluationRecord(model=file_stamp(Path(run_dir) / "model.pt")))
         return {}
 
     monkeypatch.setattr(experiments, "train_runs", train_runs)
@@ -166,10 +168,8 @@ def test_runner_batches_seeds_skips_done_and_records_failures(tmp_path, fake_pip
     assert sorted(fake_pipeline["evaluate"]) == ["D7_T_seed1", "D7_T_seed2"]
     assert report.failed == {} and len(report.skipped) == 6
     assert not (tmp_path / "D7_T_seed2" / "failure.json").exists()
-    # Stale evaluation (weights newer than the summary) is redone.
-    import os
-    summary = tmp_path / "C13_MLP_seed1" / "summary_metrics.json"
-    os.utime(summary, ns=(1, 1))
+    # Stale evaluation (the weights changed after the summary was computed) is redone.
+    (tmp_path / "C13_MLP_seed1" / "model.pt").write_bytes(b"retrained weights")
     assert run_state(tmp_path / "C13_MLP_seed1") == "trained"
 
 

@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "rep_theory"
 
 LAYERS = {
-    "rep_theory": 0, "rep_theory.io": 0, "rep_theory.checks": 0, "rep_theory.device": 0,
+    "rep_theory": 0, "rep_theory.io": 0, "rep_theory.checks": 0, "rep_theory.device": 0, "rep_theory.locks": 0,
     "rep_theory.algebra": 1, "rep_theory.training": 2, "rep_theory.analysis": 3, "rep_theory.explain": 4,
     "rep_theory.lenses": 5, "rep_theory.pipeline": 6, "rep_theory.cli": 7,
     # facades above everything: the design notes' alias and ``python -m rep_theory``

@@ -21,7 +21,7 @@ from rep_theory.training.data import make_split
 from rep_theory.io import load_checked
 from rep_theory.training.models import make_model
 from rep_theory.training.losses import cross_entropy64, sum_cross_entropy64
-from rep_theory.training.rundir import list_checkpoints as _list_checkpoints, load_run_model, new_run, run_status
+from rep_theory.training.rundir import list_checkpoints as _list_checkpoints, load_run_model, load_weights, new_run, run_status
 from rep_theory.training.train import LOG_COLUMNS, checkpoint_epochs, fit, train_run, train_runs
 
 
@@ -160,9 +160,9 @@ def test_new_and_train_run_directory(tmp_path, capsys):
     assert cli_main(["train", str(run), "--device", "cpu", "--no-progress"]) == 0
     assert run_status(run) == "finished"
     assert list_checkpoints(run) == checkpoint_epochs(60)
-    final = torch.load(run / "model.pt", weights_only=True)
-    last = torch.load(run / "checkpoints" / "epoch_60.pt", weights_only=True)
-    init = torch.load(run / "checkpoints" / "epoch_0.pt", weights_only=True)
+    final = load_weights(run / "model.pt")
+    last = load_weights(run / "checkpoints" / "epoch_60.pt")
+    init = load_weights(run / "checkpoints" / "epoch_0.pt")
     assert all(torch.equal(final[k], last[k]) for k in final)
     ref_model = make_model("OneLayerMLP", 13, seed=1, embed_dim=16, hidden_dim=16)
     assert all(torch.equal(init[k], v) for k, v in ref_model.state_dict().items())
@@ -194,7 +194,7 @@ def test_runs_differing_in_seed_train_as_one_batch(tmp_path, monkeypatch):
     assert sorted(calls) == [1, 3]
     for seed, run in zip((1, 2, 3), runs):
         (ref,), _ = fit(_tiny(seed=seed, num_epochs=8), "cpu")
-        assert _max_rel(torch.load(run / "model.pt", weights_only=True), ref.state_dict()) < 1e-6
+        assert _max_rel(load_weights(run / "model.pt"), ref.state_dict()) < 1e-6
 
 
 def test_corrupt_newest_resume_state_is_reported_and_skipped(tmp_path, caplog):
@@ -208,11 +208,11 @@ def test_corrupt_newest_resume_state_is_reported_and_skipped(tmp_path, caplog):
     (run / "model.pt").unlink()
     data = (run / "resume" / "state_40.pt").read_bytes()
     (run / "resume" / "state_40.pt").write_bytes(data[: len(data) // 2])
-    final_before = torch.load(run / "checkpoints" / "epoch_40.pt", weights_only=True)
+    final_before = load_weights(run / "checkpoints" / "epoch_40.pt")
     with caplog.at_level(logging.WARNING, logger="rep_theory.training.train"):
         train_run(run, "cpu", progress=False)
     assert any("state_40.pt" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
-    final = torch.load(run / "model.pt", weights_only=True)
+    final = load_weights(run / "model.pt")
     assert all(torch.equal(final[k], final_before[k]) for k in final)  # one epoch replayed exactly
 
 
@@ -254,7 +254,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert run_status(run) == "finished"
 
     (ref,), (log,) = fit(cfg, "cpu")
-    final = torch.load(run / "model.pt", weights_only=True)
+    final = load_weights(run / "model.pt")
     assert _max_rel(final, ref.state_dict()) < 1e-6
     assert list_checkpoints(run) == checkpoint_epochs(250)
     rows = list(csv.DictReader(open(run / "train_log.csv")))

@@ -12,7 +12,13 @@ and ``checkpoints/epoch_<e>.pt``.  :func:`evaluate_run` writes, atomically (:mod
 * ``metrics.csv``: one row per checkpoint, sorted by epoch, the columns of
   :func:`rep_theory.analysis.metrics.metric_names` (``epoch`` last).  Re-running evaluates only the
   checkpoints not yet in the file (all of them if the key irreps or the columns changed), and
-  rewrites the file periodically so an interrupted evaluation keeps its progress.
+  rewrites the file periodically so an interrupted evaluation keeps its progress;
+* ``evaluation.json``: the stamps (size, mtime, content sha256) of ``model.pt`` and of the checkpoint
+  behind every row.  A row whose checkpoint changed since (a retrained run) is recomputed, a row
+  whose checkpoint is gone is dropped, and a learning order with no rows behind it is deleted: no
+  result older than the weights it describes survives an evaluation.  An unreadable checkpoint
+  stops the evaluation with :class:`rep_theory.training.rundir.CorruptWeightsError` naming it, after
+  the rows computed so far are written.
 
 Figures are not drawn here: :func:`rep_theory.pipeline.reports.evaluate_and_draw` (what the CLI and
 the batch runner call) evaluates, then draws :mod:`rep_theory.analysis.run_figures`.
@@ -40,8 +46,10 @@ from rep_theory.device import resolve_device
 from rep_theory.io import atomic_write_json
 from rep_theory.training.config import load_config
 from rep_theory.training.data import make_split
-from rep_theory.training.rundir import (list_checkpoints, load_weights, model_from_weights, read_csv_header,
-                                        read_metrics_csv, write_lines, write_metrics_csv)
+from rep_theory.training.rundir import (METRICS_NAME, ORDER_NAME, SUMMARY_NAME, EvaluationRecord, file_stamp,
+                                        list_checkpoints, load_weights, model_from_weights, read_csv_header,
+                                        read_evaluation_record, read_metrics_csv, stamp_matches, write_lines,
+                                        write_evaluation_record, write_metrics_csv)
 
 __all__ = ["evaluate_run"]
 
@@ -92,19 +100,24 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         return checkpoint_metrics(model, bases, train_pairs=split.train, key_irreps=key_irreps,
                                   key_threshold=key_threshold, epoch=epoch, chunk_size=chunk_size)
 
+    record = read_evaluation_record(run_dir) or EvaluationRecord()
+    model_stamp = file_stamp(final_path)
     summary = evaluate(final_path, cfg.num_epochs, None)
     sims = {name: summary[f"logit_{name}_rep_trace_similarity"] for name in bases.names if name != "trivial"}
     key_irreps = select_key_irreps(sims, threshold=key_threshold)
-    atomic_write_json(run_dir / "summary_metrics.json", summary)
+    atomic_write_json(run_dir / SUMMARY_NAME, summary)
     write_lines(run_dir / "irreps.txt", bases.names)
     write_lines(run_dir / "key_reps.txt", key_irreps)
     log.info("%s: key irreps %s", run_dir.name, key_irreps)
     if final_only:
+        record.model = model_stamp
+        write_evaluation_record(run_dir, record)
         return summary
 
     columns = metric_names(bases.names)
-    csv_path = run_dir / "metrics.csv"
+    csv_path = run_dir / METRICS_NAME
     rows: dict[float, dict[str, float]] = {}
+    stamps: dict[str, dict] = {}
     if csv_path.is_file():
         old_columns, old_rows = read_csv_header(csv_path), read_metrics_csv(csv_path)
         if old_columns != columns:
@@ -114,21 +127,40 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
                         "checkpoint", csv_path, key_irreps)
         else:
             rows = {row["epoch"]: row for row in old_rows}
-    todo = [(epoch, path) for epoch, path in list_checkpoints(run_dir) if float(epoch) not in rows]
-    last_flush = time.monotonic()
-    dirty = False
-    for epoch, path in tqdm(todo, desc=f"eval {run_dir.name}", unit="ckpt", disable=not progress):
-        rows[float(epoch)] = evaluate(path, epoch, key_irreps)
-        dirty = True
-        if time.monotonic() - last_flush > _FLUSH_SECONDS:
-            write_metrics_csv(csv_path, columns, list(rows.values()))
-            last_flush, dirty = time.monotonic(), False
-    if dirty or (rows and not csv_path.is_file()):
+    checkpoints = list_checkpoints(run_dir)
+    todo = []
+    for epoch, path in checkpoints:  # a row is kept only if it describes the checkpoint's current weights
+        old = record.checkpoints.get(str(epoch))
+        if float(epoch) in rows and stamp_matches(path, old, deep=True):
+            stamps[str(epoch)] = file_stamp(path, digest=old["sha256"])
+        else:
+            todo.append((epoch, path))
+    present = {float(e) for e, _ in checkpoints}
+    stale = sorted(e for e in rows if e not in present or str(int(e)) not in stamps)
+    if stale:
+        log.info("%s: dropping %d row(s) whose checkpoint changed or is gone", run_dir.name, len(stale))
+    rows = {e: r for e, r in rows.items() if e in present and str(int(e)) in stamps}
+
+    def flush() -> None:  # rows first, then the record naming their weights: a crash in between is safe
         write_metrics_csv(csv_path, columns, list(rows.values()))
+        write_evaluation_record(run_dir, EvaluationRecord(model=model_stamp, checkpoints=dict(stamps),
+                                                          key_irreps=list(key_irreps)))
+
+    last_flush = time.monotonic()
+    try:
+        for epoch, path in tqdm(todo, desc=f"eval {run_dir.name}", unit="ckpt", disable=not progress):
+            stamp = file_stamp(path)
+            rows[float(epoch)] = evaluate(path, epoch, key_irreps)
+            stamps[str(epoch)] = stamp
+            if time.monotonic() - last_flush > _FLUSH_SECONDS:
+                flush()
+                last_flush = time.monotonic()
+    finally:  # interrupted or failed: keep every row computed so far
+        flush()
     history = sorted(rows.values(), key=lambda r: r["epoch"])
     if history:
-        write_lines(run_dir / "key_reps_in_order.txt",
-                     learning_order(history, key_irreps, threshold=order_threshold))
+        write_lines(run_dir / ORDER_NAME, learning_order(history, key_irreps, threshold=order_threshold))
     else:
+        (run_dir / ORDER_NAME).unlink(missing_ok=True)  # never leave an order computed from other weights
         log.info("%s: no checkpoints, so no learning order (key_reps_in_order.txt not written)", run_dir.name)
     return summary

@@ -25,8 +25,8 @@ from typing import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from rep_theory.io import atomic_write_text
-from rep_theory.training.rundir import METRICS_NAME, read_lines, read_metrics_csv
+from rep_theory.io import atomic_write_json, atomic_write_text
+from rep_theory.training.rundir import FIGURES_MARKER, METRICS_NAME, read_lines, read_metrics_csv
 
 __all__ = ["write_run_figures", "run_figures", "FIGURE_FILES"]
 
@@ -140,13 +140,20 @@ def write_run_figures(run_dir: str | Path, history: Sequence[Mapping[str, float]
 
 def draw_run_figures(run_dir: str | Path) -> list[Path]:
     """Draw the figures of an evaluated run from its files (``metrics.csv``, ``irreps.txt``,
-    ``key_reps.txt``); an empty list when the run has no checkpoint metrics yet."""
+    ``key_reps.txt``), then write ``figures/complete.json`` last (what "evaluated" checks).
+
+    A run without checkpoint metrics gets no figures, and figures left from other weights are removed.
+    """
     run_dir = Path(run_dir)
     csv_path = run_dir / METRICS_NAME
-    if not csv_path.is_file():
-        return []
-    history = read_metrics_csv(csv_path)
+    history = read_metrics_csv(csv_path) if csv_path.is_file() else []
+    marker = run_dir / FIGURES_MARKER
     if not history:
+        for name in (*FIGURE_FILES, FIGURES_MARKER):
+            (run_dir / "figures" / Path(name).name).unlink(missing_ok=True)
         return []
-    return write_run_figures(run_dir, history, irreps=read_lines(run_dir / "irreps.txt"),
-                             key_irreps=read_lines(run_dir / "key_reps.txt"))
+    marker.unlink(missing_ok=True)
+    written = write_run_figures(run_dir, history, irreps=read_lines(run_dir / "irreps.txt"),
+                                key_irreps=read_lines(run_dir / "key_reps.txt"))
+    atomic_write_json(marker, {"figures": [p.name for p in written], "metrics_rows": len(history)})
+    return written

@@ -12,6 +12,8 @@ import importlib
 import logging
 import sys
 
+from rep_theory.locks import RunLockedError
+
 # Submodules that contribute subcommands, in the order --help lists them.
 _COMMAND_MODULES = ("groups_cmd", "train_cmd", "eval_cmd", "batch_cmd")
 
@@ -43,8 +45,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.handler(args) or 0)
-    except (ValueError, FileNotFoundError, KeyError) as err:
-        print(f"rep-theory {args.command}: error: {err}", file=sys.stderr)
+    except KeyboardInterrupt:  # one line, never a traceback; every command keeps what it finished
+        print(f"rep-theory {args.command}: interrupted; what was finished is kept, run the same command "
+              f"again to continue", file=sys.stderr)
+        return 130
+    except RunLockedError as err:
+        print(f"rep-theory {args.command}: busy: {err}; wait for it to finish", file=sys.stderr)
+        return 75
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"rep-theory {args.command}: error: {message}", file=sys.stderr)
         return 2
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rep_theory.analysis.metrics import KEY_THRESHOLD, ORDER_THRESHOLD
 
@@ -38,11 +39,15 @@ def register(subparsers) -> None:
 
 def _eval(args: argparse.Namespace) -> int:
     from rep_theory.pipeline.reports import evaluate_and_draw
+    from rep_theory.training.rundir import run_lock
 
     for run_dir in args.run_dirs:
-        summary = evaluate_and_draw(run_dir, final_only=args.final, key_threshold=args.key_threshold,
-                               order_threshold=args.order_threshold, device=args.device,
-                               figures=not args.no_figures, progress=not args.no_progress)
+        if not Path(run_dir, "cfg.json").is_file():
+            raise FileNotFoundError(f"{Path(run_dir, 'cfg.json')} not found: {run_dir} is not a run directory")
+        with run_lock([run_dir]):  # the batch runner's lock: one writer per run
+            summary = evaluate_and_draw(run_dir, final_only=args.final, key_threshold=args.key_threshold,
+                                        order_threshold=args.order_threshold, device=args.device,
+                                        figures=not args.no_figures, progress=not args.no_progress)
         print(f"{run_dir}: test_loss {summary['test_loss']:.3g}, "
               f"restricted loss {summary['total_hidden_restricted_loss']:.3g}, "
               f"logit FVE {summary['percent_logits_explained']:.3f}")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rep_theory.training.config import MODEL_SHORT_NAMES, paper_defaults
-from rep_theory.training.rundir import new_run
+from rep_theory.training.rundir import new_run, run_lock
 from rep_theory.training.train import DEFAULT_RESUME_EVERY_S, train_runs
 
 
@@ -56,9 +57,15 @@ def _new(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    missing = [d for d in args.run_dirs if not Path(d, "cfg.json").is_file()]
+    if missing:
+        print(f"rep-theory train: error: no cfg.json in {missing[0]} (create it with `rep-theory new`)",
+              file=sys.stderr)
+        return 2
     try:
-        trained = train_runs(args.run_dirs, device=args.device, progress=not args.no_progress,
-                             resume_every_s=args.resume_every)
+        with run_lock(sorted(set(args.run_dirs))):  # the batch runner's lock: one writer per run
+            trained = train_runs(args.run_dirs, device=args.device, progress=not args.no_progress,
+                                 resume_every_s=args.resume_every)
     except KeyboardInterrupt as stop:
         detail = str(stop) or "stopped without saving the current epoch; run again to resume"
         print(f"rep-theory train: interrupted: {detail}", file=sys.stderr)

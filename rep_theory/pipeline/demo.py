@@ -53,7 +53,7 @@ from rep_theory.analysis.tables import display_irrep
 from rep_theory.io import atomic_write_text
 from rep_theory.pipeline.reports import evaluate_and_draw
 from rep_theory.training.config import RunConfig, load_config, paper_defaults
-from rep_theory.training.rundir import load_run_model, new_run, read_lines, read_metrics_csv
+from rep_theory.training.rundir import load_run_model, new_run, read_lines, read_metrics_csv, run_lock
 from rep_theory.training.train import train_runs
 
 __all__ = ["DemoPreset", "PRESETS", "DemoResult", "run_demo", "verdict", "write_report",
@@ -353,9 +353,10 @@ def run_demo(out_dir: str | Path = "demo_out", *, preset: str | DemoPreset = "de
     config = demo_config(preset, group=group, epochs=epochs, seed=seed)
     run_dir = out_dir / config.run_name
     new_run(run_dir, config)
-    logger.info("demo: training %s for %d epochs", config.run_name, config.num_epochs)
-    train_runs([run_dir], device=device, progress=progress)
-    summary = evaluate_and_draw(run_dir, device=device, progress=progress)
+    with run_lock([run_dir]):  # the batch runner's lock: a second demo on the same run says it is busy
+        logger.info("demo: training %s for %d epochs", config.run_name, config.num_epochs)
+        train_runs([run_dir], device=device, progress=progress)
+        summary = evaluate_and_draw(run_dir, device=device, progress=progress)
     key_irreps = read_lines(run_dir / "key_reps_in_order.txt")
     dims = {rho.name: rho.dim for rho in get_group(config.spec).irreps()}
     log_rows = read_metrics_csv(run_dir / "train_log.csv") if (run_dir / "train_log.csv").is_file() else []

@@ -12,31 +12,38 @@ place::
       metrics.csv               one row per evaluated checkpoint (:mod:`rep_theory.analysis.evaluate`)
       summary_metrics.json      metrics of the final model
       irreps.txt key_reps.txt key_reps_in_order.txt
-      figures/                  per-run figures
+      evaluation.json           which weights each result describes (:class:`EvaluationRecord`)
+      figures/                  per-run figures; ``figures/complete.json`` written last
       .lock                     the per-run lock (:func:`run_lock`)
 
+Results are tied to the exact weights they describe: ``evaluation.json`` records, for ``model.pt``
+and for every checkpoint whose row is in ``metrics.csv``, a stamp (size, modification time and the
+content's sha256).  A result whose weights changed is stale: the evaluator recomputes it and
+:func:`is_evaluated` is false until it has.
+
 States, in pipeline order (:func:`run_state`): ``created`` (cfg.json only), ``trained`` (model.pt),
-``evaluated`` (summary newer than model.pt and, unless final-only, the learning order newer than the
-summary).  :func:`run_status` is the trainer's view: ``new``, ``started`` (a resume state exists) or
-``finished``.
+``evaluated`` (the summary describes the current ``model.pt`` and, unless final-only, every current
+checkpoint has its row, the learning order is written and the figures are complete).
+:func:`run_status` is the trainer's view: ``new``, ``started`` (a resume state exists) or ``finished``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import errno
-import fcntl
+import dataclasses
+import json
 import io
 import os
 import re
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 
 from rep_theory.algebra.groups import Group, get_group
-from rep_theory.io import CorruptFileError, atomic_write_json, atomic_write_text, load_checked
+from rep_theory import __version__
+from rep_theory.locks import LOCK_NAME, RunLockedError, run_lock  # noqa: F401 (part of this contract)
+from rep_theory.io import CorruptFileError, atomic_write_json, atomic_write_text, content_digest, load_checked
 from rep_theory.training.config import RunConfig, load_config
 from rep_theory.training.data import element_permutation
 from rep_theory.training.models import GroupModel, make_model
@@ -45,7 +52,9 @@ __all__ = ["CONFIG_NAME", "MODEL_NAME", "SUMMARY_NAME", "METRICS_NAME", "TRAIN_L
            "checkpoint_path", "list_checkpoints", "new_run", "load_weights", "model_for_config",
            "model_from_weights", "load_run_model", "read_metrics_csv", "read_csv_header",
            "write_metrics_csv", "write_lines", "read_lines", "run_status", "run_state", "RunState",
-           "is_trained", "is_evaluated", "run_lock", "RunLockedError", "resume_files"]
+           "is_trained", "is_evaluated", "staleness", "run_lock", "RunLockedError", "resume_files",
+           "CorruptWeightsError", "EvaluationRecord", "read_evaluation_record", "write_evaluation_record",
+           "file_stamp", "stamp_matches", "RECORD_NAME", "FIGURES_MARKER"]
 
 CONFIG_NAME = "cfg.json"
 MODEL_NAME = "model.pt"
@@ -53,7 +62,8 @@ SUMMARY_NAME = "summary_metrics.json"
 METRICS_NAME = "metrics.csv"
 TRAIN_LOG_NAME = "train_log.csv"
 ORDER_NAME = "key_reps_in_order.txt"
-LOCK_NAME = ".lock"
+RECORD_NAME = "evaluation.json"
+FIGURES_MARKER = "figures/complete.json"
 
 _CHECKPOINT_RE = re.compile(r"^epoch_(\d+)\.pt$")
 _RESUME_RE = re.compile(r"^state_(\d+)\.pt$")
@@ -102,22 +112,36 @@ def resume_files(run_dir: str | os.PathLike) -> list[tuple[int, Path]]:
     return _numbered_files(Path(run_dir) / "resume", _RESUME_RE)[::-1]
 
 
+class CorruptWeightsError(ValueError):
+    """A weights file that cannot be read: truncated, checksum mismatch, or not a state dict."""
+
+
 def load_weights(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
-    """The state dict stored in ``path`` (plain ``torch.save`` or a checked file), on ``map_location``."""
+    """The state dict stored in ``path`` (plain ``torch.save`` or a checked file), on ``map_location``.
+
+    A file that cannot be read raises :class:`CorruptWeightsError` naming it and what is wrong.
+    """
     path = Path(path)
     try:
-        obj = load_checked(path, map_location=map_location)
+        try:
+            obj = load_checked(path, map_location=map_location)
+        except CorruptFileError as err:
+            if "missing header" not in str(err):
+                raise
+            obj = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
     except CorruptFileError as err:
-        if "missing header" not in str(err):
-            raise
-        obj = torch.load(path, map_location=map_location, weights_only=True)
+        raise CorruptWeightsError(str(err)) from None
+    except Exception as err:  # torch.load of a truncated or foreign file: EOFError, RuntimeError, pickle errors
+        raise CorruptWeightsError(f"{path}: cannot be read as weights ({type(err).__name__}: {err})") from None
     if isinstance(obj, dict):
         for key in _STATE_KEYS:
             if isinstance(obj.get(key), dict):
                 obj = obj[key]
                 break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise ValueError(f"{path}: expected a state dict of tensors (or a checkpoint dict with one of "
+        raise CorruptWeightsError(f"{path}: expected a state dict of tensors (or a checkpoint dict with one of "
                          f"the keys {list(_STATE_KEYS)}), got {type(obj).__name__}")
     return obj
 
@@ -203,6 +227,55 @@ def read_lines(path: str | os.PathLike) -> tuple[str, ...]:
     return tuple(line.strip() for line in Path(path).read_text().splitlines() if line.strip())
 
 
+# --- which weights each result describes ------------------------------------------------------------
+def file_stamp(path: str | os.PathLike, *, digest: str | None = None) -> dict:
+    """``{"size", "mtime_ns", "sha256"}`` of a weights file (``digest`` if the caller has it)."""
+    st = Path(path).stat()
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "sha256": digest if digest is not None else content_digest(path)}
+
+
+def stamp_matches(path: str | os.PathLike, stamp: dict | None, *, deep: bool = False) -> bool:
+    """Whether ``path`` still holds what ``stamp`` describes: same size and modification time, or
+    (``deep``) the same content digest."""
+    if not stamp:
+        return False
+    try:
+        st = Path(path).stat()
+    except FileNotFoundError:
+        return False
+    if st.st_size == stamp.get("size") and st.st_mtime_ns == stamp.get("mtime_ns"):
+        return True
+    return deep and st.st_size == stamp.get("size") and content_digest(path) == stamp.get("sha256")
+
+
+@dataclasses.dataclass
+class EvaluationRecord:
+    """``evaluation.json``: the stamps of the weights behind ``summary_metrics.json`` (``model``) and
+    behind each ``metrics.csv`` row (``checkpoints``, keyed by the epoch as a string)."""
+
+    model: dict | None = None
+    checkpoints: dict = dataclasses.field(default_factory=dict)
+    key_irreps: list = dataclasses.field(default_factory=list)
+    package_version: str = __version__
+
+
+def read_evaluation_record(run_dir: str | os.PathLike) -> EvaluationRecord | None:
+    """The run's :class:`EvaluationRecord`, or ``None`` when absent or unreadable (then nothing is trusted)."""
+    path = Path(run_dir) / RECORD_NAME
+    try:
+        d = json.loads(path.read_text())
+        return EvaluationRecord(model=d.get("model"), checkpoints=dict(d.get("checkpoints") or {}),
+                                key_irreps=list(d.get("key_irreps") or []),
+                                package_version=str(d.get("package_version", "")))
+    except (FileNotFoundError, ValueError, TypeError, AttributeError):
+        return None
+
+
+def write_evaluation_record(run_dir: str | os.PathLike, record: EvaluationRecord) -> None:
+    atomic_write_json(Path(run_dir) / RECORD_NAME, dataclasses.asdict(record))
+
+
 # --- states and locks -----------------------------------------------------------------------------------
 class RunState:
     """States of a run directory, in pipeline order."""
@@ -231,16 +304,41 @@ def is_trained(run_dir: str | os.PathLike) -> bool:
     return (Path(run_dir) / MODEL_NAME).is_file()
 
 
-def is_evaluated(run_dir: str | os.PathLike, *, final_only: bool = False) -> bool:
-    """``summary_metrics.json`` is newer than ``model.pt`` and, unless ``final_only``, the learning
-    order (written last by the evaluator) is newer than the summary."""
+def staleness(run_dir: str | os.PathLike, *, final_only: bool = False) -> str | None:
+    """Why the evaluation of a trained run does not describe its current weights, or ``None`` if it does.
+
+    Cheap: compares sizes and modification times with :class:`EvaluationRecord` (no hashing).
+    """
     run_dir = Path(run_dir)
-    summary = run_dir / SUMMARY_NAME
-    if not is_trained(run_dir) or _mtime(summary) < _mtime(run_dir / MODEL_NAME):
-        return False
+    if not is_trained(run_dir):
+        return "not trained"
+    record = read_evaluation_record(run_dir)
+    if record is None or not (run_dir / SUMMARY_NAME).is_file():
+        return "not evaluated"
+    if not stamp_matches(run_dir / MODEL_NAME, record.model):
+        return "model.pt changed since it was evaluated"
     if final_only:
-        return True
-    return _mtime(run_dir / ORDER_NAME) >= _mtime(summary) and (run_dir / METRICS_NAME).is_file()
+        return None
+    current = dict(list_checkpoints(run_dir))
+    if not current:
+        return None if (run_dir / METRICS_NAME).is_file() or not record.checkpoints else "checkpoints removed"
+    missing = [e for e in current if str(e) not in record.checkpoints]
+    if missing:
+        return f"{len(missing)} checkpoint(s) not evaluated (e.g. epoch {missing[0]})"
+    changed = [e for e, p in current.items() if not stamp_matches(p, record.checkpoints[str(e)])]
+    if changed:
+        return f"{len(changed)} checkpoint(s) changed since they were evaluated (e.g. epoch {changed[0]})"
+    if not (run_dir / METRICS_NAME).is_file() or not (run_dir / ORDER_NAME).is_file():
+        return "metrics.csv or the learning order is missing"
+    marker = run_dir / FIGURES_MARKER
+    if _mtime(marker) < _mtime(run_dir / METRICS_NAME):
+        return "figures are missing or older than metrics.csv"
+    return None
+
+
+def is_evaluated(run_dir: str | os.PathLike, *, final_only: bool = False) -> bool:
+    """The evaluation describes the run's current weights (see :func:`staleness`)."""
+    return staleness(run_dir, final_only=final_only) is None
 
 
 def run_state(run_dir: str | os.PathLike, *, final_only: bool = False) -> str:
@@ -250,33 +348,3 @@ def run_state(run_dir: str | os.PathLike, *, final_only: bool = False) -> str:
     if is_trained(run_dir):
         return RunState.TRAINED
     return RunState.CREATED
-
-
-class RunLockedError(RuntimeError):
-    """Another process holds the lock of a run directory."""
-
-
-@contextlib.contextmanager
-def run_lock(run_dirs: Sequence[str | os.PathLike]) -> Iterator[None]:
-    """Hold exclusive ``fcntl`` locks on ``<run>/.lock`` for every run directory, or raise.
-
-    Non-blocking: if any run is locked by another process (or another lock in this one), the
-    locks taken so far are released and :class:`RunLockedError` names the busy run.
-    """
-    handles = []
-    try:
-        for run_dir in sorted(Path(d) for d in run_dirs):
-            fd = os.open(run_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as err:
-                os.close(fd)
-                if err.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-                    raise RunLockedError(f"{run_dir} is locked by another pipeline") from None
-                raise
-            handles.append(fd)
-        yield
-    finally:
-        for fd in handles:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)

@@ -18,10 +18,11 @@ What a run does (one run directory = one seed of one model on one group):
 Run directory::
 
     cfg.json                      the RunConfig (see rep_theory.training.config)
-    checkpoints/epoch_<e>.pt      plain single-seed state dicts (torch.load-able), written atomically
+    checkpoints/epoch_<e>.pt      single-seed state dicts, checked files (sha256 header, atomic;
+                                  load with rep_theory.training.rundir.load_weights)
     resume/state_<e>.pt           checksummed resume states (weights, AdamW state, epoch), newest two
     train_log.csv                 epoch,train_loss,test_loss,train_acc,test_acc
-    model.pt                      final weights; its presence marks the run finished
+    model.pt                      final weights (a checked file); its presence marks the run finished
 
 Seed batching: runs whose configs differ only in ``seed`` train together in one seed-batched
 model (:mod:`rep_theory.training.models`), each seed with its own init, split and AdamW state.  AdamW is
@@ -63,7 +64,7 @@ from rep_theory.training.config import RunConfig, load_config
 from rep_theory.training.data import PairSplit, element_permutation, make_split
 from rep_theory.training.losses import cross_entropy64, sum_cross_entropy64
 from rep_theory.training.rundir import checkpoint_path, resume_files, run_status
-from rep_theory.io import CorruptFileError, atomic_write_bytes, atomic_write_text, load_checked, save_checked
+from rep_theory.io import CorruptFileError, atomic_write_text, load_checked, save_checked
 from rep_theory.training.batched import BatchedModel, make_batched_model
 from rep_theory.training.models import GroupModel
 
@@ -97,12 +98,6 @@ def checkpoint_epochs(num_epochs: int, num_checkpoints: int = 1000) -> list[int]
         raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
     spaced = np.logspace(0, np.log10(num_epochs), num=num_checkpoints, endpoint=True).astype(np.int64)
     return sorted({0, int(num_epochs), *(int(e) for e in spaced)})
-
-
-def _torch_bytes(obj) -> bytes:
-    buffer = io.BytesIO()
-    torch.save(obj, buffer)
-    return buffer.getvalue()
 
 
 # =================================================================================================
@@ -262,7 +257,7 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
             if epoch == start and start > 0 and path.exists():
                 continue  # written before the resume state this run restarted from
             sd = {key: cpu[attr][i].clone() for attr, key in model._KEYS.items()}
-            atomic_write_bytes(path, _torch_bytes(sd))
+            save_checked(path, sd)
 
     def write_resume(epoch: int) -> None:
         cpu = {attr: getattr(model, attr).detach().cpu() for attr in model._KEYS}
@@ -334,7 +329,7 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
         cpu = {attr: getattr(model, attr).detach().cpu() for attr in model._KEYS}
         for i, run_dir in enumerate(run_dirs):
             sd = {key: cpu[attr][i].clone() for attr, key in model._KEYS.items()}
-            atomic_write_bytes(Path(run_dir) / "model.pt", _torch_bytes(sd))
+            save_checked(Path(run_dir) / "model.pt", sd)
     batch.logs = logs
     return model
 
