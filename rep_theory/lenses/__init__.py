@@ -1,0 +1,20 @@
+"""Interpretability lenses scored against the exact ground truth of group-composition networks.
+
+Lenses (one module each): ``neuron`` and ``random`` (calibration ends), ``pca``, ``lib`` (Local
+Interaction Basis), ``sae_topk`` / ``sae_l1`` (sparse autoencoders), ``transcoder``, ``scae``
+(sparsely-connected SAEs).  Ground truth: :mod:`rep_theory.lenses.irrep_energy`; scores:
+:mod:`rep_theory.lenses.scores`; entry points :func:`lens_leaderboard` (a model and its group),
+:func:`run_lenses` (a run directory) and :func:`batch_lens_table` (a batch of runs).
+"""
+
+from rep_theory.lenses.leaderboard import COLUMNS, LENSES, lens_leaderboard
+
+__all__ = ["COLUMNS", "LENSES", "lens_leaderboard", "run_lenses", "batch_lens_table"]
+
+
+def __getattr__(name):
+    # the run-directory layer imports training/pipeline modules: load it only when asked for
+    if name in ("run_lenses", "batch_lens_table"):
+        from rep_theory.lenses import runs
+        return getattr(runs, name)
+    raise AttributeError(f"module 'rep_theory.lenses' has no attribute {name!r}")
