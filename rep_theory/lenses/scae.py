@@ -112,7 +112,7 @@ def scae_lens(ctx: SiteContext, site: str, *, seed: int = 0, progress: bool = Fa
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        loss_value = float(mse)
+        loss_value = float(mse.detach())
     with torch.no_grad():
         z, hn_hat = forward()
         recon = hn_hat * down.out_scale + down.out_mean
