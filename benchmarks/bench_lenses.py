@@ -2,7 +2,7 @@
 
     python benchmarks/bench_lenses.py [--paper-dir DIR] [--out DIR] [--threads 2]
 
-Imports ``shared/reference/paper_models/S5_MLP_seed1`` into a run directory (package element
+Imports ``reference/paper_models/S5_MLP_seed1`` into a run directory (package element
 order, :func:`rep_theory.pipeline.paper_import.import_paper_run`), runs
 :func:`rep_theory.lenses.run_lenses` on it, and prints the wall time (goal: under 600 s on a 2-core
 CPU), each lens's fitting time and the leaderboard as a markdown table.
@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER_DIR = ROOT.parent / "shared" / "reference" / "paper_models" / "S5_MLP_seed1"
+PAPER_DIR = ROOT / "reference" / "paper_models" / "S5_MLP_seed1"
 GOAL_S = 600.0
 
 
