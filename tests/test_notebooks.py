@@ -63,5 +63,5 @@ def test_mainline_notebook_rebuilds_tables_from_the_smoke_batch(tmp_path_factory
     assert "8 evaluated run(s), 0 not evaluated yet" in text
     markdown = "\n".join(str(o.get("data", {}).get("text/markdown", ""))
                          for c in nb.cells for o in c.get("outputs", []))
-    assert "$C_{13}$" in markdown and "$D_{7}$" in markdown
+    assert "| C13 |" in markdown and "| D7 |" in markdown  # markdown reads as markdown, not LaTeX
     assert (batch / "tables" / "mlp_all.md").is_file()

@@ -23,10 +23,10 @@ from typing import Mapping
 from rep_theory.algebra.groups import parse_spec
 from rep_theory.analysis.metrics import KEY_THRESHOLD, select_key_irreps
 from rep_theory.training.config import group_spec, load_config, model_short_name
-from rep_theory.training.rundir import read_lines
+from rep_theory.training.rundir import is_trained, read_lines, staleness
 
 __all__ = ["RunSummary", "load_run", "collect_runs", "runs_from_csv", "paper_runs", "parse_run_name",
-           "group_sort_key", "run_sort_key", "SUMMARY_KEYS", "KEY_THRESHOLD", "reference_text"]
+           "group_sort_key", "run_sort_key", "SUMMARY_KEYS", "KEY_THRESHOLD", "reference_text", "pending_reason"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ class RunSummary:
     metrics : Mapping[str, float]
         The summary metrics (``summary_metrics.json``), at least :data:`SUMMARY_KEYS` for tables.
     key_irreps : tuple[str, ...]
-        Key irreps in learning order (package/paper irrep names).
+        Key irreps in learning order (package/paper irrep names) when ``order_known``, else in
+        irrep order (the run's checkpoints are not all evaluated: no learning order to show).
     path : Path or None
         The run directory, ``None`` for runs read from a CSV.
     """
@@ -83,6 +84,7 @@ class RunSummary:
     metrics: Mapping[str, float] = dataclasses.field(default_factory=dict, compare=False)
     key_irreps: tuple[str, ...] = ()
     path: Path | None = dataclasses.field(default=None, compare=False)
+    order_known: bool = True
 
     def metric(self, key: str) -> float:
         """The summary metric ``key``; ``nan`` when the run lacks it."""
@@ -113,9 +115,11 @@ def _key_irreps_from_metrics(metrics: Mapping[str, float]) -> tuple[str, ...]:
 def load_run(run_dir: str | Path) -> RunSummary:
     """Read one evaluated run directory (``cfg.json`` + ``summary_metrics.json`` + key irreps).
 
-    Key irreps come from ``key_reps_in_order.txt``, else ``key_reps.txt``, else the summary's
-    logit similarities above :data:`KEY_IRREP_THRESHOLD`.  Raises ``FileNotFoundError`` naming
-    the missing file when the run is not evaluated.
+    Key irreps come from ``key_reps_in_order.txt`` when it describes the run's current weights (a
+    run with weights: fully evaluated; a run without: the paper's released files), else from
+    ``key_reps.txt`` or the summary's logit similarities above :data:`KEY_THRESHOLD`, with
+    ``order_known=False``.  Raises ``FileNotFoundError`` naming the missing file when the run is not
+    evaluated.
     """
     run_dir = Path(run_dir)
     cfg_path, summary_path = run_dir / "cfg.json", run_dir / "summary_metrics.json"
@@ -124,7 +128,9 @@ def load_run(run_dir: str | Path) -> RunSummary:
             raise FileNotFoundError(f"{path} is missing: {run_dir.name} is not an evaluated run")
     cfg = load_config(run_dir)
     metrics = json.loads(summary_path.read_text())
-    if (run_dir / "key_reps_in_order.txt").is_file():
+    order_current = not is_trained(run_dir) or staleness(run_dir) is None
+    order_known = order_current and (run_dir / "key_reps_in_order.txt").is_file()
+    if order_known:
         key_irreps = read_lines(run_dir / "key_reps_in_order.txt")
     elif (run_dir / "key_reps.txt").is_file():
         key_irreps = read_lines(run_dir / "key_reps.txt")
@@ -135,7 +141,7 @@ def load_run(run_dir: str | Path) -> RunSummary:
         run=run_dir.name, group=cfg.spec, model=cfg.model_short, seed=cfg.seed,
         variant=parsed.get("variant", ""), frac_train=cfg.frac_train, num_epochs=cfg.num_epochs,
         embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim, metrics=metrics, key_irreps=key_irreps,
-        path=run_dir)
+        path=run_dir, order_known=order_known)
 
 
 def _maybe(kind, value):
@@ -155,10 +161,12 @@ def collect_runs(batch_dir: str | Path, *, only: str | None = None) -> tuple[lis
     Returns
     -------
     runs : list of RunSummary
-        Evaluated runs (with ``summary_metrics.json``).
+        Evaluated runs: a summary that describes the run's current ``model.pt`` (or, for a run
+        without weights such as the paper's released summaries, a summary alone).
     pending : list of str
-        Names of run directories that have a ``cfg.json`` but no summary yet (or an unreadable
-        one, which is logged).
+        Names of run directories left out: no summary yet, a summary of other weights (stale: the
+        run was retrained after its evaluation), or an unreadable one; each reason is logged and
+        :func:`pending_reason` gives it.
     """
     batch_dir = Path(batch_dir)
     if not batch_dir.is_dir():
@@ -168,7 +176,9 @@ def collect_runs(batch_dir: str | Path, *, only: str | None = None) -> tuple[lis
     for run_dir in sorted(p for p in batch_dir.iterdir() if (p / "cfg.json").is_file()):
         if pattern is not None and not pattern.search(run_dir.name):
             continue
-        if not (run_dir / "summary_metrics.json").is_file():
+        reason = pending_reason(run_dir)
+        if reason is not None:
+            logger.info("%s: left out of tables and figures (%s)", run_dir.name, reason)
             pending.append(run_dir.name)
             continue
         try:
@@ -178,6 +188,16 @@ def collect_runs(batch_dir: str | Path, *, only: str | None = None) -> tuple[lis
             pending.append(run_dir.name)
     runs.sort(key=run_sort_key)
     return runs, pending
+
+
+def pending_reason(run_dir: str | Path) -> str | None:
+    """Why a run directory's summary cannot go into tables, or ``None`` when it can."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "summary_metrics.json").is_file():
+        return "not evaluated"
+    if is_trained(run_dir):
+        return staleness(run_dir, final_only=True)
+    return None
 
 
 def runs_from_csv(path_or_text: str | Path | io.TextIOBase) -> list[RunSummary]:

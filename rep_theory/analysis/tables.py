@@ -46,13 +46,16 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from rep_theory.analysis.summaries import (SUMMARY_KEYS, RunSummary, _split_factors, collect_runs,
-                                           paper_runs, reference_text, run_sort_key)
+                                           paper_runs, pending_reason, reference_text, run_sort_key)
 from rep_theory.io import atomic_write_text
 
 __all__ = ["Table", "paper_table", "run_table", "average_table", "comparison_table", "runs_table",
            "display_irrep", "group_label", "write_tables", "MODEL_TABLE_NAMES"]
 
 logger = logging.getLogger(__name__)
+
+GENERALISED_ACC = 0.99
+"""Test accuracy below which a run's key irreps are marked "not generalised" in the tables."""
 
 MODEL_TABLE_NAMES = {"MLP": "mlp", "T": "transformer", "B": "bilinear"}
 """Run-name model code -> table file stem (``mlp_all.csv`` is the paper's ``paper_mlp_all.csv``)."""
@@ -158,7 +161,7 @@ class Table:
 
     def to_markdown(self) -> str:
         def cell(text: str) -> str:
-            return text.replace("|", "\\|")
+            return markdown_text(text).replace("|", "\\|")
         lines = ["| " + " | ".join(cell(h) for h in self.header) + " |",
                  "|" + "|".join("---:" if _numeric_column(self, k) else "---"
                                 for k in range(len(self.header))) + "|"]
@@ -172,6 +175,18 @@ class Table:
         lines += [" & ".join(_latex_cell(c) for c in row) + " \\\\" for row in self.rows]
         lines += ["\\hline", "\\end{tabular}"]
         return "\n".join(lines) + "\n"
+
+
+def markdown_text(text: str) -> str:
+    """A cell in the paper's LaTeX notation as plain Markdown: ``$C_{113}$`` -> ``C113``,
+    ``$C_{4} \\times C_{6}$`` -> ``C4×C6``, ``93.68\\%`` -> ``93.68%``, ``$W_a$`` -> ``W_a``,
+    ``$\\rho(ab)$`` -> ``ρ(ab)``."""
+    if "$" not in text and "\\" not in text:
+        return text
+    out = text.replace("\\%", "%").replace("\\times", "×").replace("\\rho", "ρ").replace("\\_", "_")
+    out = re.sub(r"\\mathrm\{([^}]*)\}", r"\1", out)
+    out = re.sub(r"_\{([^}]*)\}", r"\1", out)
+    return out.replace("$", "").replace(" × ", "×")
 
 
 def _latex_cell(text: str) -> str:
@@ -191,11 +206,14 @@ def _table_columns(model: str) -> tuple[tuple[str, str, str], ...]:
     return _LOSS_COLUMNS + _LOGIT_COLUMN + _FVE_COLUMNS[model]
 
 
-def run_table(runs: Iterable[RunSummary], *, model: str = "MLP", variant: str = "") -> Table:
+def run_table(runs: Iterable[RunSummary], *, model: str = "MLP", variant: str = "",
+              mark_runs: bool = True) -> Table:
     """The paper's per-run table for one model (``"MLP"``, ``"T"`` or ``"B"``) and variant.
 
     Columns: Group, Seed, Key Irreps, Test Loss, Exc. Loss, Res. Loss, Logit FVE, the embedding
     FVE(s) ($W_a$, $W_b$; the transformer's $W_E$), $W_U$ FVE, MLP FVE, MLP $\\rho(ab)$ FVE.
+    ``mark_runs``: the Key Irreps cell says when a run did not generalise (test accuracy below
+    :data:`GENERALISED_ACC`); off to reproduce the paper's tables cell for cell.
     """
     columns = _table_columns(model)
     selected = sorted((r for r in runs if r.model == model and r.variant == variant),
@@ -203,6 +221,11 @@ def run_table(runs: Iterable[RunSummary], *, model: str = "MLP", variant: str = 
     rows = []
     for run in selected:
         irreps = ", ".join(display_irrep(name, run.group) for name in run.key_irreps)
+        if not run.order_known and irreps:  # never an unordered list passed off as a learning order
+            irreps = f"order not evaluated: {irreps}"
+        acc = run.metric("test_acc")
+        if mark_runs and irreps and not math.isnan(acc) and acc < GENERALISED_ACC:
+            irreps += f" (not generalised: test acc {100 * acc:.1f}%)"
         rows.append((group_label(run.group), str(run.seed), irreps,
                      *(_format_value(run.metric(key), kind) for _, key, kind in columns)))
     header = ("Group", "Seed", "Key Irreps", *(name for name, _, _ in columns))
@@ -356,7 +379,9 @@ def write_tables(batch_dir: str | Path, out_dir: str | Path | None = None, *,
         if name != "runs":
             sections.append(f"## {table.title} (`{name}`)\n\n{table.to_markdown()}")
     if pending:
-        sections.append("## Not evaluated yet\n\n" + "\n".join(f"- {p}" for p in pending) + "\n")
+        sections.append("## Left out: not evaluated, or evaluated on other weights\n\n"
+                        + "\n".join(f"- {p}: {pending_reason(batch_dir / p) or 'unreadable'}" for p in pending)
+                        + "\n")
     written["tables.md"] = atomic_write_text(out_dir / "tables.md", "\n".join(sections))
     logger.info("wrote %d table files to %s", len(written), out_dir)
     return written
