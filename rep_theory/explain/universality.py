@@ -36,6 +36,7 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy.stats import rankdata
 
+from rep_theory.io import atomic_write_text
 from rep_theory.algebra.groups import get_group
 from rep_theory.algebra.rhosets import min_rho_set_size
 from rep_theory.analysis.summaries import RunSummary, parse_run_name, run_sort_key
@@ -43,7 +44,8 @@ from rep_theory.training.config import load_config
 from rep_theory.training.rundir import read_lines
 
 __all__ = ["IrrepFrequency", "Universality", "universality", "spearman", "bootstrap_spearman", "monotone_violations",
-           "runs_from_key_reps", "universality_markdown", "universality_csv", "fig_universality"]
+           "runs_from_key_reps", "universality_markdown", "universality_csv", "fig_universality",
+           "write_universality"]
 
 logger = logging.getLogger(__name__)
 
@@ -276,3 +278,13 @@ def fig_universality(results: Sequence[Universality]):
                       yaxis_title="fraction of seeds with the irrep as a key irrep", yaxis_range=[-0.05, 1.08],
                       template="plotly_white")
     return fig
+
+
+def write_universality(results: Sequence[Universality], out_dir: str | Path) -> list[Path]:
+    """Write ``universality.csv``, ``universality.md`` and ``universality.html`` (plotly inlined, opens
+    offline) into ``out_dir`` atomically; returns the paths."""
+    out_dir = Path(out_dir)
+    html = fig_universality(results).to_html(include_plotlyjs=True, full_html=True)
+    return [atomic_write_text(out_dir / "universality.csv", universality_csv(results)),
+            atomic_write_text(out_dir / "universality.md", universality_markdown(results)),
+            atomic_write_text(out_dir / "universality.html", html)]
