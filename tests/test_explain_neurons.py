@@ -10,7 +10,7 @@ import torch
 
 from rep_theory.algebra.groups import get_group
 from rep_theory.algebra.rhosets import min_rho_set_size, rho_set
-from rep_theory.explain.planted import circuit_logits, planted_rhoset_mlp, planted_rhoset_state
+from rep_theory.explain.planted import planted_rhoset_mlp, planted_rhoset_state
 from rep_theory.explain.rhoset_neurons import analyse_neurons
 from rep_theory.explain.run_explain import explain_model, fig_neuron_structure
 
@@ -113,7 +113,7 @@ def test_unfaithful_irrep_or_degenerate_a_is_refused():
 
 def test_explain_model_rows_and_figure():
     G = get_group("S3")
-    model, circuit = planted_rhoset_mlp(G, "standard")
+    model, _ = planted_rhoset_mlp(G, "standard")
     rows, summary = explain_model(model, G, loss_changes=False)
     assert len(rows) == 9 and summary["neurons"]["irreps"] == {"standard": {"neurons": 9, "rank_one": 9,
                                                                              "rho_set_sizes": {"3": 9}}}
@@ -123,7 +123,6 @@ def test_explain_model_rows_and_figure():
     assert [t.name for t in fig.data] == ["standard"] and list(fig.data[0].x) == [3] * 9
     with pytest.raises(ValueError, match="OneLayerMLP"):
         explain_model(torch.nn.Linear(2, 2), G)
-    del circuit
 
 
 def test_analysis_of_the_paper_s5_model(reference_dir, tmp_path):
