@@ -263,6 +263,17 @@ def write_report(run_dir: str | Path, path: str | Path, *, text: str, checks: Se
                         "irrep: neurons cluster, each working for one irrep.",
                         fig_neuron_irreps(fractions, irrep_labels=[display_irrep(k, group) for k in names],
                                           title="Neuron clustering by irrep")))
+        # the coset and rho-set view of the same neurons (rep_theory.explain; one-layer MLPs only)
+        from rep_theory.explain.run_explain import explain_model, fig_neuron_structure
+        try:
+            rows, _ = explain_model(model, get_group(group), loss_changes=False)
+            figures.append(("The same neurons as rho-sets (Wu et al., ICLR 2025) and cosets (Stander et al., "
+                            "ICML 2024): each neuron's irrep (colour), the size of the rho-set of its b vector "
+                            "(x), how much of its left embedding is constant on the cosets of one subgroup (y) "
+                            "and how close its weights are to rank one (marker size).",
+                            fig_neuron_structure(rows, title="Neurons: rho-set size and coset concentration")))
+        except ValueError as err:  # not a one-layer MLP: no per-neuron rho-set view
+            logger.info("no rho-set/coset figure for %s: %s", run_dir.name, err)
     body = []
     for k, (caption, fig) in enumerate(figures):
         div = fig.to_html(include_plotlyjs=(k == 0), full_html=False)  # plotly.js inline, once
