@@ -12,6 +12,8 @@
 # recorded in <run>/failure.json and retried on the next invocation; the script exits non-zero
 # when some runs are still failing after all steps ran.
 set -euo pipefail
+# One line on Ctrl-C (each rep-theory command already stops cleanly and keeps what it finished).
+trap 'echo "interrupted: what was finished is kept; run the same command again to continue" >&2; exit 130' INT
 
 grid="paper"
 dir="batch_experiments/"

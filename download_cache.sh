@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Fill the rep-theory cache of group tables and irreps (see docs/groups_irreps.md).
+# Fill the rep-theory cache of group tables and irreps (see the README's "The cache" section).
 #
 #   ./download_cache.sh                # the paper's groups: C113 C118 D59 D61 S5 S6 A5
 #   ./download_cache.sh S7 Q8          # any specs

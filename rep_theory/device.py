@@ -1,10 +1,12 @@
-"""Where tensors live: one rule for every command and function that takes ``device``."""
+"""Where tensors live, and how many CPU threads work on them: one rule for every command."""
 
 from __future__ import annotations
 
+import os
+
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "available_cores", "choose_threads", "set_threads"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -16,3 +18,43 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+def choose_threads(jobs: int = 1, *, requested: int | None = None) -> int:
+    """Intra-op threads for each of ``jobs`` concurrent workers on this machine.
+
+    ``requested`` (``--threads``) wins; else ``$OMP_NUM_THREADS`` when set; else the cores that are
+    free, shared among the jobs: ``(cores - busy) // jobs`` and at least 1, where ``busy`` is the
+    one-minute load average not counting this process.  Oversubscribing cores is what makes
+    torch's CPU kernels 3-20x slower (threads spin and wait on each other), so on a loaded or small
+    machine one thread per job is the right answer; a quiet many-core machine gets more.
+    """
+    if requested is not None:
+        if requested < 1:
+            raise ValueError(f"threads must be >= 1, got threads={requested}")
+        return requested
+    env = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if env.isdigit() and int(env) >= 1:
+        return int(env)
+    if jobs < 1:
+        raise ValueError(f"jobs must be >= 1, got jobs={jobs}")
+    cores = available_cores()
+    try:
+        busy = max(0.0, os.getloadavg()[0] - 1.0)  # this process counts about 1 in its own load
+    except (AttributeError, OSError):
+        busy = 0.0
+    return max(1, int((cores - round(busy)) // jobs))
+
+
+def set_threads(threads: int) -> None:
+    """Set torch's intra-op threads (and OpenMP's, for worker processes started after this)."""
+    torch.set_num_threads(threads)
+    os.environ["OMP_NUM_THREADS"] = str(threads)

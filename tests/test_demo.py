@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from rep_theory.pipeline import demo
-from rep_theory.analysis.batch_figures import neuron_irrep_fractions
+from rep_theory.analysis.neurons import neuron_irrep_fractions
 from rep_theory.cli import main
 from rep_theory.algebra.groups import get_group
 from rep_theory.training.rundir import load_run_model
@@ -43,7 +43,7 @@ def _log_rows(run_dir):
 
 def test_report_is_self_contained(quick_demo):
     page = quick_demo.report.read_text()
-    assert quick_demo.report.name == "report.html"
+    assert quick_demo.report.name == f"report_{quick_demo.run_dir.name}.html"  # one report per run
     assert page.count("plotly.js v") == 1  # plotly inlined exactly once
     assert not re.search(r"<script[^>]+src=\"https?:", page)  # nothing fetched from the network
     assert page.count("<figure>") >= 6
@@ -90,7 +90,50 @@ def test_demo_command_reuses_the_run_and_refuses_another_config(quick_demo, caps
     model_time = (quick_demo.run_dir / "model.pt").stat().st_mtime_ns
     assert main(["demo", "--preset", "quick", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "Verdict:" in printed and "report.html" in printed
+    assert "Verdict:" in printed and quick_demo.report.name in printed
+    assert "reused the finished run" in printed  # a rerun does not claim to have trained
     assert (quick_demo.run_dir / "model.pt").stat().st_mtime_ns == model_time
     assert main(["demo", "--preset", "quick", "--epochs", "7", "--out", str(out)]) == 2
     assert "different config" in capsys.readouterr().err
+
+
+_FAILING = {"test_acc": 1.0, "test_loss": 1e-3, "percent_x_embed_explained": 0.97,
+            "percent_y_embed_explained": 0.97, "percent_unembed_explained": 0.96,
+            "percent_hidden_explained": 0.6, "percent_hidden_xy_explained": 0.3,
+            "total_hidden_restricted_loss": 0.02, "total_hidden_excluded_loss": 0.34,
+            "percent_logits_explained": 0.9}
+
+
+def test_a_failed_check_never_states_the_pass_sentence():
+    """D5: an excluded loss of 0.34 is *better* than chance (ln 10 = 2.30), and must be said so."""
+    checks, text = demo.verdict(_FAILING, group="D5", key_irreps=["freq_1"], irrep_dims={"freq_1": 2},
+                                irrep_kinds={"freq_1": "real"})
+    necessity = next(c for c in checks if c.name == "necessity")
+    assert not necessity.passed
+    assert "worse than chance" not in necessity.sentence and "better than chance" in necessity.sentence
+    assert "ln 10 = 2.30" in necessity.sentence
+    assert demo.report_title("D5", checks).startswith("rep-theory demo: D5 composition learned")
+    failed_gen = dict(_FAILING, test_acc=0.3)
+    checks, text = demo.verdict(failed_gen, group="D5", key_irreps=["freq_1"], irrep_dims={"freq_1": 2})
+    assert "it has not generalised" in checks[0].sentence and "grokking" not in checks[0].sentence
+    assert "not generalised" in demo.report_title("D5", checks) and "learned" not in demo.report_title("D5", checks)
+    assert "--frac-train" in text and "--epochs" in text
+
+
+@pytest.mark.parametrize("group, key, span", [
+    ("Q8", ["4d_a"], 4),                                 # quaternionic: d^2/4 = 4, not 16 of 8
+    ("C4xC6", ["freq_1*sign", "trivial*freq_1"], 2 + 2),  # complex type: d^2/2 each
+    ("S4", ["standard", "s4_2_2"], 9 + 4),
+])
+def test_span_counts_the_irreps_kind(group, key, span):
+    irreps = {rho.name: rho for rho in get_group(group).irreps()}
+    assert all(k in irreps for k in key), sorted(irreps)
+    checks, _ = demo.verdict(_FAILING, group=group, key_irreps=key,
+                             irrep_dims={k: irreps[k].dim for k in key},
+                             irrep_kinds={k: irreps[k].kind for k in key})
+    embeddings = next(c for c in checks if c.name == "embeddings")
+    order = get_group(group).order
+    assert f"span {span} of the {order} dimensions" in embeddings.sentence
+    # the span is the dimension of the irreps' matrix-coefficient space, computed independently
+    ranks = sum(int(torch.linalg.matrix_rank(irreps[k].matrices.reshape(order, -1))) for k in key)
+    assert ranks == span

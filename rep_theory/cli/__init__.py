@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 
+from rep_theory import __version__
 from rep_theory.locks import RunLockedError
 
 # Submodules that contribute subcommands, in the order --help lists them.
@@ -23,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="rep-theory",
         description="Train networks on finite-group composition and measure which irreps they use.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    parser.add_argument("--version", action="version", version=f"rep-theory {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name in _COMMAND_MODULES:
         try:
@@ -32,6 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # that command group is not part of this build
             raise
         module.register(subparsers)
+    for sub in subparsers.choices.values():  # every command: how many CPU threads its work may use
+        sub.add_argument("--threads", type=int, default=None,
+                         help="torch CPU threads per job (default: the free cores divided among the "
+                              "jobs; $OMP_NUM_THREADS if set; see the README's Threads section)")
     return parser
 
 
@@ -43,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 2
+    if args.threads is not None and args.threads < 1:
+        parser.error(f"--threads must be >= 1, got {args.threads}")
+    from rep_theory.device import choose_threads, set_threads  # torch is imported only for real work
+    set_threads(choose_threads(getattr(args, "jobs", 1) or 1, requested=args.threads))
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt:  # one line, never a traceback; every command keeps what it finished

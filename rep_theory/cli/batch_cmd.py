@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rep_theory.pipeline.demo import PRESETS
+
 _STAGES = ("train", "evaluate", "figures", "tables")
 
 
@@ -19,7 +21,8 @@ def register(subparsers) -> None:
                     "grid. Idempotent: existing run directories are kept as they are.")
     p.add_argument("batch_dir", type=Path, help="batch directory (created if missing)")
     p.add_argument("--grid", default="paper",
-                   help="grid name (paper, paper-s5-50, paper-width, smoke) or a JSON grid file (docs/pipeline.md)")
+                   help="grid name (paper, paper-s5-50, paper-width, smoke) or a JSON grid file "
+                        "(schema: the README's Grids section)")
     p.add_argument("--only", default=None, help="regular expression: create only matching run names")
     p.set_defaults(handler=_create)
 
@@ -76,12 +79,17 @@ def register(subparsers) -> None:
     p = subparsers.add_parser(
         "demo", help="train a small group to grokking and explain what the network learned",
         description="Train a small network until it groks, evaluate it, and write a "
-                    "self-contained report (DIR/report.html) with a plain-language verdict.")
+                    "self-contained report (DIR/report_<run>.html) with a plain-language verdict. "
+                    "A demo run directory holds 200 checkpoints (the paper's runs: 1000).")
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default demo_out)")
-    p.add_argument("--preset", default="default",
-                   help="default (S4, ~1 min on CPU), quick (D13, for tests), paper-s5 (GPU)")
-    p.add_argument("--group", default=None, help="group spec (default: the demo preset's)")
+    p.add_argument("--preset", default="default", choices=sorted(PRESETS),
+                   help="; ".join(f"{name}: {preset.description}" for name, preset in PRESETS.items()))
+    p.add_argument("--group", default=None,
+                   help="group spec (default: the preset's; small groups get the fraction of pairs "
+                        "they need to grok, see the README)")
     p.add_argument("--epochs", type=int, default=None, help="training epochs (default: the preset's)")
+    p.add_argument("--frac-train", type=float, default=None,
+                   help="fraction of the pairs to train on (default: the preset's or the group's)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default="auto")
     p.set_defaults(handler=_demo)
@@ -140,7 +148,8 @@ def _figures(args: argparse.Namespace) -> int:
 
 def _demo(args: argparse.Namespace) -> int:
     from rep_theory.pipeline.demo import run_demo
+
     result = run_demo(args.out, preset=args.preset, group=args.group, epochs=args.epochs, seed=args.seed,
-                      device=args.device, progress=True)
+                      frac_train=args.frac_train, device=args.device, progress=True)
     print(result.text)
     return 0

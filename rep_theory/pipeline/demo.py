@@ -45,7 +45,8 @@ import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from rep_theory.algebra.groups import get_group
+from rep_theory.algebra.groups import canonical_spec, get_group
+from rep_theory.algebra.irreps import KINDS
 from rep_theory.analysis.batch_figures import fig_grokking, fig_neuron_irreps
 from rep_theory.analysis.neurons import neuron_irrep_fractions
 from rep_theory.analysis.run_figures import run_figures
@@ -53,11 +54,11 @@ from rep_theory.analysis.tables import display_irrep
 from rep_theory.io import atomic_write_text
 from rep_theory.pipeline.reports import evaluate_and_draw
 from rep_theory.training.config import RunConfig, load_config, paper_defaults
-from rep_theory.training.rundir import load_run_model, new_run, read_lines, read_metrics_csv, run_lock
+from rep_theory.training.rundir import load_run_model, new_run, read_lines, read_metrics_csv, run_lock, run_status
 from rep_theory.training.train import train_runs
 
 __all__ = ["DemoPreset", "PRESETS", "DemoResult", "run_demo", "verdict", "write_report",
-           "demo_config", "grokking_epochs"]
+           "demo_config", "grokking_epochs", "report_title", "GROUP_DEFAULTS"]
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +75,7 @@ class DemoPreset:
     embed_dim: int = 256
     hidden_dim: int = 128
     log_every: int = 20
+    num_checkpoints: int = 200
     description: str = ""
 
 
@@ -84,7 +86,7 @@ PRESETS: dict[str, DemoPreset] = {
                         hidden_dim=64, log_every=10,
                         description="S4, half-width MLP, lr 3e-2, 500 epochs (tests, notebooks on CPU)"),
     "paper-s5": DemoPreset("S5", num_epochs=250_000, frac_train=0.4, lr=1e-3, log_every=1000,
-                           description="the paper's S5 MLP (250k epochs; use a GPU)"),
+                           num_checkpoints=1000, description="the paper's S5 MLP (250k epochs; use a GPU)"),
 }
 """Named demo presets (see the module docstring)."""
 
@@ -96,18 +98,31 @@ _GCR_EXPLANATION = (
     "tr(rho(ab) rho(c)^-1), which is largest exactly when c = ab.")
 
 
+GROUP_DEFAULTS: dict[str, dict[str, float]] = {"D5": {"frac_train": 0.9, "num_epochs": 5000}}
+"""Per-group overrides of a preset's ``frac_train`` (and epochs) for small groups that do not grok
+with the preset's fraction (see the README's demo section for the measurements behind them)."""
+
+
 def demo_config(preset: str | DemoPreset = "default", *, group: str | None = None,
-                epochs: int | None = None, seed: int | None = None) -> RunConfig:
-    """The :class:`RunConfig` of a demo preset, with optional overrides."""
+                epochs: int | None = None, seed: int | None = None,
+                frac_train: float | None = None) -> RunConfig:
+    """The :class:`RunConfig` of a demo preset, with optional overrides.
+
+    A ``group`` other than the preset's takes its :data:`GROUP_DEFAULTS` where it has them;
+    explicit ``epochs`` / ``frac_train`` win over both.
+    """
     if isinstance(preset, str):
         if preset not in PRESETS:
             raise ValueError(f"unknown demo preset {preset!r}; expected one of {sorted(PRESETS)}")
         preset = PRESETS[preset]
-    return paper_defaults(group or preset.group, "MLP", seed=preset.seed if seed is None else seed,
-                          frac_train=preset.frac_train, lr=preset.lr,
-                          num_epochs=preset.num_epochs if epochs is None else epochs,
+    spec = canonical_spec(group or preset.group)
+    tuned = GROUP_DEFAULTS.get(spec, {}) if spec != canonical_spec(preset.group) else {}
+    return paper_defaults(spec, "MLP", seed=preset.seed if seed is None else seed,
+                          frac_train=frac_train if frac_train is not None else tuned.get("frac_train", preset.frac_train),
+                          lr=preset.lr,
+                          num_epochs=epochs if epochs is not None else int(tuned.get("num_epochs", preset.num_epochs)),
                           embed_dim=preset.embed_dim, hidden_dim=preset.hidden_dim,
-                          log_every=preset.log_every)
+                          log_every=preset.log_every, num_checkpoints=preset.num_checkpoints)
 
 
 def grokking_epochs(log_rows: Sequence[Mapping[str, float]], *, level: float = 0.99
@@ -135,13 +150,18 @@ class Check:
 
 def verdict(summary: Mapping[str, float], *, group: str, key_irreps: Sequence[str],
             irrep_dims: Mapping[str, int], log_rows: Sequence[Mapping[str, float]] = (),
-            train_fraction: float | None = None) -> tuple[list[Check], str]:
+            train_fraction: float | None = None,
+            irrep_kinds: Mapping[str, str] | None = None) -> tuple[list[Check], str]:
     """The plain-language verdict on one evaluated run: ``(checks, text)``.
 
     ``summary`` is the run's ``summary_metrics.json``; ``key_irreps`` in learning order;
-    ``irrep_dims`` maps irrep names to dimensions; ``log_rows`` the trainer's log (for the
-    grokking epochs).  Thresholds are documented in the module docstring.
+    ``irrep_dims`` maps irrep names to dimensions and ``irrep_kinds`` to their Frobenius-Schur kind
+    (a real irrep of dimension d spans d^2 dimensions of functions on the group, one of complex
+    type d^2/2, a quaternionic one d^2/4; missing kinds count as ``real``); ``log_rows`` the
+    trainer's log (for the grokking epochs).  Each check states what was measured in a sentence
+    that is true whether it passed or failed; thresholds are in the module docstring.
     """
+    kinds = irrep_kinds or {}
     order = _group_order(group)
     chance = math.log(order)
     test_acc, test_loss = summary["test_acc"], summary["test_loss"]
@@ -155,27 +175,43 @@ def verdict(summary: Mapping[str, float], *, group: str, key_irreps: Sequence[st
     held_out = f"{100 * (1 - train_fraction):.0f}% of pairs" if train_fraction else "pairs"
 
     names = [f"{k} (dim {irrep_dims.get(k, '?')})" for k in key_irreps]
-    span = sum(irrep_dims.get(k, 0) ** 2 for k in key_irreps)
-    checks = [
-        Check("generalisation", test_acc >= 0.99,
-              f"Test accuracy {100 * test_acc:.1f}% on the {held_out} it never trained on "
-              f"(test loss {test_loss:.2e})."
-              + (f" It fit the training pairs by epoch {memorised:.0f} and generalised at "
-                 f"epoch {generalised:.0f}: grokking." if memorised is not None and
-                 generalised is not None and generalised > memorised else "")),
-        Check("embeddings", min(wa, wb, wu) >= 0.9 and bool(key_irreps),
-              f"The key irreps explain {100 * wa:.1f}% of the left embedding W_a, {100 * wb:.1f}% "
-              f"of the right embedding W_b and {100 * wu:.1f}% of the unembedding W_U "
-              f"(their matrix entries span at most {span} of the {order} dimensions of functions "
-              f"on {group})."),
-        Check("sufficiency", restricted < 0.1,
-              f"Restricted loss {restricted:.2e}: keeping only the key irreps' rho(ab) part of "
-              f"the hidden layer ({100 * hidden_xy:.1f}% of its variance) the network still "
-              f"answers correctly."),
-        Check("necessity", excluded > chance,
-              f"Excluded loss {excluded:.2f} (uniform guessing: ln {order} = {chance:.2f}): "
-              f"removing that part, the network does worse than chance even on its training pairs."),
-    ]
+    span = sum(irrep_dims.get(k, 0) ** 2 // KINDS.get(kinds.get(k, "real"), 1) for k in key_irreps)
+    grokked = memorised is not None and generalised is not None and generalised > memorised
+    passed = {
+        "generalisation": test_acc >= 0.99,
+        "embeddings": min(wa, wb, wu) >= 0.9 and bool(key_irreps),
+        "sufficiency": restricted < 0.1,
+        "necessity": excluded > chance,
+    }
+    sentences = {
+        "generalisation": (
+            f"Test accuracy {100 * test_acc:.1f}% on the {held_out} it never trained on "
+            f"(test loss {test_loss:.2e})"
+            + (f": it fit the training pairs by epoch {memorised:.0f} and generalised at epoch "
+               f"{generalised:.0f} (grokking)." if grokked and passed["generalisation"] else
+               "." if passed["generalisation"] else
+               ": it has not generalised (it needs >= 99%)."
+               + (f" It fit the training pairs by epoch {memorised:.0f}." if memorised is not None else ""))),
+        "embeddings": (
+            (f"The key irreps explain {100 * wa:.1f}% of the left embedding W_a, {100 * wb:.1f}% of the "
+             f"right embedding W_b and {100 * wu:.1f}% of the unembedding W_U (their matrix entries span "
+             f"{span} of the {order} dimensions of functions on {group})"
+             + ("." if passed["embeddings"] else ": below the 90% that would make them the whole story."))
+            if key_irreps else "No irrep is key (no logit similarity above the threshold): the "
+                               "weights are not explained by irreps."),
+        "sufficiency": (
+            f"Restricted loss {restricted:.2e}: keeping only the key irreps' rho(ab) part of the hidden "
+            f"layer ({100 * hidden_xy:.1f}% of its variance), "
+            + ("the network still answers correctly." if passed["sufficiency"] else
+               "the network no longer answers correctly (it needs < 0.1): the key irreps alone are "
+               "not enough.")),
+        "necessity": (
+            f"Excluded loss {excluded:.2f} (uniform guessing: ln {order} = {chance:.2f}): removing that part, "
+            + ("the network does worse than chance even on its training pairs." if passed["necessity"] else
+               "the network still does better than chance on its training pairs: it also relies on "
+               "something besides the key irreps.")),
+    }
+    checks = [Check(name, passed[name], sentences[name]) for name in passed]
     lines = [f"Key irreps, in the order learned: {', '.join(names) if names else 'none'}."]
     lines += [f"[{'x' if c.passed else ' '}] {c.name}: {c.sentence}" for c in checks]
     lines.append(f"The characters of the key irreps explain {100 * logits:.1f}% of the logits' "
@@ -186,9 +222,19 @@ def verdict(summary: Mapping[str, float], *, group: str, key_irreps: Sequence[st
                      + _GCR_EXPLANATION)
     else:
         failed = [c.name for c in checks if not c.passed]
-        lines.append(f"Verdict: not (yet) clear GCR -- failed: {', '.join(failed)}. Train longer "
-                     "(more epochs) or on more pairs; the checks are explained in the report.")
+        advice = ("Train longer (--epochs) or on more pairs (--frac-train)" if not passed["generalisation"]
+                  else "It generalised, but not through the key irreps alone")
+        lines.append(f"Verdict: not (yet) clear GCR -- failed: {', '.join(failed)}. {advice}; "
+                     "the checks are explained in the report.")
     return checks, "\n".join(lines)
+
+
+def report_title(group: str, checks: Sequence[Check]) -> str:
+    """The report's title: it claims the group was learned only when the network generalised."""
+    learned = next((c.passed for c in checks if c.name == "generalisation"), False)
+    if learned:
+        return f"rep-theory demo: {group} composition learned by a one-layer MLP"
+    return f"rep-theory demo: a one-layer MLP trained on {group} composition (not generalised)"
 
 
 def _and(words: Sequence[str]) -> str:
@@ -353,31 +399,39 @@ class DemoResult:
 
 def run_demo(out_dir: str | Path = "demo_out", *, preset: str | DemoPreset = "default",
              group: str | None = None, epochs: int | None = None, seed: int | None = None,
-             device: str = "auto", progress: bool = True) -> DemoResult:
+             frac_train: float | None = None, device: str = "auto", progress: bool = True) -> DemoResult:
     """Train, evaluate and report one demo run into ``out_dir`` (see the module docstring).
 
     Re-running with the same settings reuses the finished run (training and evaluation resume
-    or skip); a run directory holding a different config is an error naming it.
+    or skip); a run directory holding a different config is an error naming it.  Each run gets its
+    own report, ``out_dir/report_<run name>.html``, so a run with another group or seed never
+    overwrites an earlier one.
     """
     start = time.monotonic()
     out_dir = Path(out_dir)
-    config = demo_config(preset, group=group, epochs=epochs, seed=seed)
+    config = demo_config(preset, group=group, epochs=epochs, seed=seed, frac_train=frac_train)
     run_dir = out_dir / config.run_name
     new_run(run_dir, config)
     with run_lock([run_dir]):  # the batch runner's lock: a second demo on the same run says it is busy
+        reused = run_status(run_dir) == "finished"
         logger.info("demo: training %s for %d epochs", config.run_name, config.num_epochs)
         train_runs([run_dir], device=device, progress=progress)
         summary = evaluate_and_draw(run_dir, device=device, progress=progress)
-    key_irreps = read_lines(run_dir / "key_reps_in_order.txt")
-    dims = {rho.name: rho.dim for rho in get_group(config.spec).irreps()}
+    key_irreps = read_lines(run_dir / "key_reps_in_order.txt") if (run_dir / "key_reps_in_order.txt").is_file() else ()
+    irreps = get_group(config.spec).irreps()
+    dims = {rho.name: rho.dim for rho in irreps}
+    kinds = {rho.name: rho.kind for rho in irreps}
     log_rows = read_metrics_csv(run_dir / "train_log.csv") if (run_dir / "train_log.csv").is_file() else []
     checks, text = verdict(summary, group=config.spec, key_irreps=key_irreps, irrep_dims=dims,
-                           log_rows=log_rows, train_fraction=config.frac_train)
-    title = f"rep-theory demo: {config.spec} composition learned by a one-layer MLP"
-    report = write_report(run_dir, out_dir / "report.html", text=text, checks=checks, title=title)
+                           log_rows=log_rows, train_fraction=config.frac_train, irrep_kinds=kinds)
+    title = report_title(config.spec, checks)
+    report = write_report(run_dir, out_dir / f"report_{config.run_name}.html", text=text, checks=checks,
+                          title=title)
     seconds = time.monotonic() - start
+    how = (f"reused the finished run, evaluated and reported in {seconds:.0f} s" if reused
+           else f"trained, evaluated and reported in {seconds:.0f} s")
     header = (f"{title}\n{config.spec}: {config.num_epochs} epochs, {100 * config.frac_train:.0f}% "
-              f"of pairs for training, seed {config.seed} ({seconds:.0f} s)\n")
+              f"of pairs for training, seed {config.seed} ({how})\n")
     footer = f"\nReport: {report}\nRun directory: {run_dir}"
     return DemoResult(run_dir=run_dir, report=report, summary=summary, key_irreps=key_irreps,
                       checks=tuple(checks), text=header + text + footer, seconds=seconds)

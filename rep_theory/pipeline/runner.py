@@ -418,6 +418,8 @@ def run_batch(batch_dir: str | Path, *, only: str | None = None, final_only: boo
 def _finish(report: BatchReport, batch_dir: Path, *, only: str | None, stages: Sequence[str],
             figures: bool) -> None:
     """Batch figures and tables over every evaluated run (never raises for a missing run)."""
+    if not {"figures", "tables"} & set(stages):
+        return  # e.g. the bash pipeline's train stage: nothing to draw yet, and nothing to warn about
     runs, _ = collect_runs(batch_dir, only=only)
     if not runs:
         logger.warning("%s: no evaluated run, so no figures or tables", batch_dir)

@@ -246,7 +246,7 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
     data = _stack_splits([make_split(G, c.frac_train, c.seed, paper_order=c.paper_order) for c in cfgs], device)
     n_train = data["a_train"].shape[1]
     train_chunks = _chunk_bounds(n_train, len(seeds), n)
-    ckpt_epochs = set(checkpoint_epochs(E))
+    ckpt_epochs = set(checkpoint_epochs(E, cfg0.num_checkpoints))
     logs = batch.logs or [[] for _ in cfgs]
     run_dirs = batch.run_dirs
 
