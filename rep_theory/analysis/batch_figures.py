@@ -33,6 +33,7 @@ import plotly.graph_objects as go
 from rep_theory.algebra.groups import get_group
 from rep_theory.analysis.neurons import neuron_irrep_fractions
 from rep_theory.analysis.summaries import RunSummary, collect_runs, group_sort_key, run_sort_key
+from rep_theory.analysis.style import EPOCH_AXIS, LOSS_AXIS, figure_html
 from rep_theory.analysis.tables import display_irrep
 from rep_theory.training.rundir import load_run_model, read_metrics_csv
 from rep_theory.io import atomic_write_bytes, atomic_write_text
@@ -181,8 +182,8 @@ def fig_grokking(curves: Mapping[int, Sequence[Mapping[str, float]]], *, title: 
         raise ValueError("fig_grokking needs at least one seed's curve, got none")
     fig = go.Figure()
     dashes = {"train_loss": "dot", "test_loss": "solid", "train_acc": "dot", "test_acc": "solid"}
-    palette = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
-               "#7f7f7f", "#bcbd22", "#17becf")
+    # one seed: the metric colours every figure uses; several: one grey level per seed
+    palette = ("#000000", "#5a5a5a", "#8c8c8c", "#b4b4b4", "#2b2b2b", "#737373", "#a0a0a0")
     for k, (seed, rows) in enumerate(sorted(curves.items())):
         for metric in metrics:
             points = [(r["epoch"], r[metric]) for r in rows if metric in r and r["epoch"] > 0]
@@ -193,9 +194,9 @@ def fig_grokking(curves: Mapping[int, Sequence[Mapping[str, float]]], *, title: 
                 name=f"seed {seed} {metric.replace('_', ' ')}", legendgroup=f"seed {seed}",
                 line={"color": palette[k % len(palette)], "dash": dashes.get(metric, "solid")}))
     losses = all(m.endswith("loss") for m in metrics)
-    fig.update_layout(title=title or "Training curves", xaxis_title="epoch",
-                      yaxis_title="loss" if losses else "value", xaxis_type="log",
-                      yaxis_type="log" if losses else "linear", template="plotly_white")
+    fig.update_layout(title=title or "Training curves", template="plotly_white")
+    fig.update_xaxes(**EPOCH_AXIS)
+    fig.update_yaxes(**(dict(LOSS_AXIS, title_text="loss") if losses else dict(title_text="value")))
     return fig
 
 
@@ -265,7 +266,7 @@ def write_figure(fig: go.Figure, path: str | Path, *, png: bool | None = None) -
     js = path.parent / PLOTLY_JS_NAME
     if not js.is_file():
         atomic_write_text(js, get_plotlyjs())
-    written = [atomic_write_text(path, fig.to_html(include_plotlyjs="directory", full_html=True))]
+    written = [atomic_write_text(path, figure_html(fig, include_plotlyjs="directory", full_html=True))]
     if png is None:
         png = _png_exporter_available()
     if png:

@@ -25,6 +25,9 @@ from typing import Mapping, Sequence
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from rep_theory.analysis.style import (EPOCH_AXIS, LOSS_AXIS, METRIC_COLOURS, OTHER_IRREP_LINE, figure_html,
+                                        irrep_colours)
+
 from rep_theory.io import atomic_write_json, atomic_write_text
 from rep_theory.training.rundir import FIGURES_MARKER, METRICS_NAME, read_lines, read_metrics_csv
 
@@ -33,9 +36,6 @@ __all__ = ["write_run_figures", "run_figures", "FIGURE_FILES"]
 log = logging.getLogger(__name__)
 
 FIGURE_FILES = ("loss_accuracy.html", "logit_similarity.html", "fve.html", "excluded_restricted.html")
-_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-            "#bcbd22", "#7f7f7f", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173")
-_OTHER = dict(color="rgba(150,150,150,0.45)", width=1)
 
 
 def _epochs(history: Sequence[Mapping[str, float]]) -> list[float]:
@@ -47,16 +47,16 @@ def _series(history, key):
 
 
 def _irrep_traces(fig, history, template: str, irreps: Sequence[str], key_irreps: Sequence[str], *,
-                  row=None, col=None, showlegend=True):
+                  row=None, col=None, showlegend=True, colours=None):
     x = _epochs(history)
-    colour = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate(key_irreps)}
+    colour = colours if colours is not None else irrep_colours(irreps)
     # Others first so key irreps are drawn on top.
-    for name in sorted(irreps, key=lambda nm: nm in colour):
+    for name in sorted(irreps, key=lambda nm: nm in key_irreps):
         key = template.format(name)
         if key not in history[0]:
             continue
-        is_key = name in colour
-        line = dict(color=colour[name], width=2.5) if is_key else _OTHER
+        is_key = name in key_irreps
+        line = dict(color=colour[name], width=2.5) if is_key else OTHER_IRREP_LINE
         trace = go.Scatter(x=x, y=_series(history, key), mode="lines", name=name, line=line,
                            legendgroup=name, showlegend=showlegend and is_key,
                            hovertemplate=f"{name}<br>epoch %{{x}}<br>%{{y:.4g}}<extra></extra>")
@@ -75,20 +75,23 @@ def run_figures(history: Sequence[Mapping[str, float]], *, irreps: Sequence[str]
     prefix = f"{title}: " if title else ""
     figs: dict[str, go.Figure] = {}
 
+    colours = irrep_colours(irreps)
     fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", "accuracy"))
-    for key, colour in (("train_loss", "#1f77b4"), ("test_loss", "#d62728")):
-        fig.add_trace(go.Scatter(x=x, y=_series(history, key), name=key, line=dict(color=colour)), row=1, col=1)
-    for key, colour in (("train_acc", "#1f77b4"), ("test_acc", "#d62728")):
-        fig.add_trace(go.Scatter(x=x, y=_series(history, key), name=key, line=dict(color=colour, dash="dot")),
-                      row=1, col=2)
-    fig.update_xaxes(type="log", title_text="epoch")
-    fig.update_yaxes(type="log", row=1, col=1)
+    for key in ("train_loss", "test_loss"):
+        fig.add_trace(go.Scatter(x=x, y=_series(history, key), name=key, line=dict(color=METRIC_COLOURS[key])),
+                      row=1, col=1)
+    for key in ("train_acc", "test_acc"):
+        fig.add_trace(go.Scatter(x=x, y=_series(history, key), name=key,
+                                 line=dict(color=METRIC_COLOURS[key], dash="dot")), row=1, col=2)
+    fig.update_xaxes(**EPOCH_AXIS)
+    fig.update_yaxes(**LOSS_AXIS, row=1, col=1)
     fig.update_layout(title=f"{prefix}loss and accuracy")
     figs["loss_accuracy.html"] = fig
 
     fig = go.Figure()
-    _irrep_traces(fig, history, "logit_{}_rep_trace_similarity", [i for i in irreps if i != "trivial"], key_irreps)
-    fig.update_xaxes(type="log", title_text="epoch")
+    _irrep_traces(fig, history, "logit_{}_rep_trace_similarity", [i for i in irreps if i != "trivial"], key_irreps,
+                  colours=colours)
+    fig.update_xaxes(**EPOCH_AXIS)
     fig.update_yaxes(title_text="cosine similarity of logits and chi(a b c^-1)")
     fig.update_layout(title=f"{prefix}logit similarity per irrep (key irreps in colour)")
     figs["logit_similarity.html"] = fig
@@ -98,25 +101,26 @@ def run_figures(history: Sequence[Mapping[str, float]], *, irreps: Sequence[str]
     fig = make_subplots(rows=2, cols=2, subplot_titles=[p[1] for p in panels])
     for i, (template, _) in enumerate(panels):
         _irrep_traces(fig, history, template, irreps, key_irreps, row=i // 2 + 1, col=i % 2 + 1,
-                      showlegend=(i == 0))
-    fig.update_xaxes(type="log", title_text="epoch")
+                      showlegend=(i == 0), colours=colours)
+    fig.update_xaxes(**EPOCH_AXIS)
     fig.update_yaxes(title_text="FVE", range=[0, 1])
     fig.update_layout(title=f"{prefix}fraction of variance explained per irrep", height=800)
     figs["fve.html"] = fig
 
     fig = make_subplots(rows=1, cols=3, subplot_titles=("totals over key irreps", "hidden excluded loss per irrep",
                                                         "hidden restricted loss per irrep"))
-    totals = (("train_loss", "#1f77b4", "solid"), ("test_loss", "#d62728", "solid"),
-              ("total_hidden_excluded_loss", "#2ca02c", "dash"), ("total_hidden_restricted_loss", "#9467bd", "dash"),
-              ("total_logit_excluded_loss", "#2ca02c", "dot"), ("total_logit_restricted_loss", "#9467bd", "dot"))
-    for key, colour, dash in totals:
-        fig.add_trace(go.Scatter(x=x, y=_series(history, key), name=key, line=dict(color=colour, dash=dash)),
-                      row=1, col=1)
-    _irrep_traces(fig, history, "hidden_excluded_loss_{}_rep", irreps, key_irreps, row=1, col=2)
-    _irrep_traces(fig, history, "hidden_restricted_loss_{}_rep", irreps, key_irreps, row=1, col=3, showlegend=False)
-    fig.update_xaxes(type="log", title_text="epoch")
-    fig.update_yaxes(type="log", title_text="loss")
-    fig.update_layout(title=f"{prefix}excluded and restricted losses", width=1500)
+    totals = (("train_loss", "solid"), ("test_loss", "solid"), ("total_hidden_excluded_loss", "dash"),
+              ("total_hidden_restricted_loss", "dash"), ("total_logit_excluded_loss", "dot"),
+              ("total_logit_restricted_loss", "dot"))
+    for key, dash in totals:
+        fig.add_trace(go.Scatter(x=x, y=_series(history, key), name=key,
+                                 line=dict(color=METRIC_COLOURS[key], dash=dash)), row=1, col=1)
+    _irrep_traces(fig, history, "hidden_excluded_loss_{}_rep", irreps, key_irreps, row=1, col=2, colours=colours)
+    _irrep_traces(fig, history, "hidden_restricted_loss_{}_rep", irreps, key_irreps, row=1, col=3, showlegend=False,
+                  colours=colours)
+    fig.update_xaxes(**EPOCH_AXIS)
+    fig.update_yaxes(**LOSS_AXIS, title_text="loss")
+    fig.update_layout(title=f"{prefix}excluded and restricted losses", legend=dict(orientation="h", y=-0.25))
     figs["excluded_restricted.html"] = fig
     return figs
 
@@ -132,7 +136,7 @@ def write_run_figures(run_dir: str | Path, history: Sequence[Mapping[str, float]
         atomic_write_text(js, get_plotlyjs())
     written = []
     for name, fig in run_figures(history, irreps=irreps, key_irreps=key_irreps, title=Path(run_dir).name).items():
-        html = fig.to_html(include_plotlyjs="directory", full_html=True)
+        html = figure_html(fig, include_plotlyjs="directory", full_html=True)
         written.append(atomic_write_text(folder / name, html))
     log.info("wrote %d figures to %s", len(written), folder)
     return written

@@ -50,7 +50,7 @@ from rep_theory.algebra.irreps import KINDS
 from rep_theory.analysis.batch_figures import fig_grokking, fig_neuron_irreps
 from rep_theory.analysis.neurons import neuron_irrep_fractions
 from rep_theory.analysis.run_figures import run_figures
-from rep_theory.analysis.tables import display_irrep
+from rep_theory.analysis.style import figure_html
 from rep_theory.io import atomic_write_text
 from rep_theory.pipeline.reports import evaluate_and_draw
 from rep_theory.training.config import RunConfig, load_config, paper_defaults
@@ -259,7 +259,7 @@ def _fve_bars(summary: Mapping[str, float], *, group: str, irreps: Sequence[str]
               ("W_U (unembedding)", "percent_unembed_{}_rep"),
               ("hidden layer rho(ab) part", "percent_hidden_xy_{}_rep"))
     for label, template in panels:
-        fig.add_trace(go.Bar(name=label, x=[display_irrep(k, group) + (" *" if k in key_irreps else "")
+        fig.add_trace(go.Bar(name=label, x=[k + (" *" if k in key_irreps else "")
                                             for k in shown],
                              y=[summary.get(template.format(k), float("nan")) for k in shown]))
     fig.update_layout(barmode="group", title="Fraction of variance explained per irrep, final model "
@@ -307,7 +307,7 @@ def write_report(run_dir: str | Path, path: str | Path, *, text: str, checks: Se
         fractions, names = neuron_irrep_fractions(model, group, irreps=key_irreps)
         figures.append(("Each hidden neuron (column) and the fraction of its variance in each key "
                         "irrep: neurons cluster, each working for one irrep.",
-                        fig_neuron_irreps(fractions, irrep_labels=[display_irrep(k, group) for k in names],
+                        fig_neuron_irreps(fractions, irrep_labels=list(names),
                                           title="Neuron clustering by irrep")))
         # the coset and rho-set view of the same neurons (rep_theory.explain; one-layer MLPs only)
         from rep_theory.explain.run_explain import explain_model, fig_neuron_structure
@@ -322,7 +322,7 @@ def write_report(run_dir: str | Path, path: str | Path, *, text: str, checks: Se
             logger.info("no rho-set/coset figure for %s: %s", run_dir.name, err)
     body = []
     for k, (caption, fig) in enumerate(figures):
-        div = fig.to_html(include_plotlyjs=(k == 0), full_html=False)  # plotly.js inline, once
+        div = figure_html(fig, include_plotlyjs=(k == 0), full_html=False)  # plotly.js inline, once
         body.append(f"<figure>{div}<figcaption>{html.escape(caption)}</figcaption></figure>")
     check_items = "".join(
         f"<li class='{'pass' if c.passed else 'fail'}'><b>{'&#10003;' if c.passed else '&#10007;'} "
