@@ -137,3 +137,49 @@ def test_span_counts_the_irreps_kind(group, key, span):
     # the span is the dimension of the irreps' matrix-coefficient space, computed independently
     ranks = sum(int(torch.linalg.matrix_rank(irreps[k].matrices.reshape(order, -1))) for k in key)
     assert ranks == span
+
+
+# --- the report in a browser ----------------------------------------------------------------------
+_PROBE = """<script>
+window.addEventListener('load', () => setTimeout(() => {
+  const width = document.documentElement.clientWidth;
+  const over = [...document.querySelectorAll('.plotly-graph-div, svg.main-svg, figure')]
+    .filter(e => e.getBoundingClientRect().right > width + 1).length;
+  document.body.setAttribute('data-overflow', String(over + (document.documentElement.scrollWidth > width ? 1 : 0)));
+  document.body.setAttribute('data-figures', String(document.querySelectorAll('.plotly-graph-div').length));
+}, 3000));
+</script>"""
+
+
+def _chromium():
+    import os
+    import shutil
+    found = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("headless Chromium is missing: .ci/run installs the Debian package 'chromium'")
+        pytest.skip("no headless Chromium here (apt-get install chromium); CI installs it and runs this test")
+    return found
+
+
+def _layout(tmp_path, page: str, name: str, width: int = 1280) -> dict:
+    """Load ``page`` in headless Chromium at ``width`` px; the count of overflowing figures and of figures."""
+    import subprocess
+    path = tmp_path / f"{name}.html"
+    path.write_text(page.replace("</body>", _PROBE + "</body>"))
+    dom = subprocess.run([_chromium(), "--headless=new", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                          f"--window-size={width},1000", "--virtual-time-budget=15000", "--dump-dom",
+                          path.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    values = dict(re.findall(r'data-(overflow|figures)="(\d+)"', dom))
+    assert values, f"the probe did not run in Chromium (output: {dom[:300]!r})"
+    return {k: int(v) for k, v in values.items()}
+
+
+def test_report_fits_a_1280_px_window(quick_demo, tmp_path):
+    """Every figure of the report fits a 1280 px window (none wider than the page)."""
+    page = quick_demo.report.read_text()
+    layout = _layout(tmp_path, page, "report")
+    assert layout["figures"] >= 6 and layout["overflow"] == 0, layout
+    # The probe itself can fail: a figure with a fixed 1500 px width overflows.
+    wide = page.replace("</body>", '<figure><div class="plotly-graph-div" style="width:1500px;height:10px"></div></figure></body>')
+    assert _layout(tmp_path, wide, "wide")["overflow"] >= 1

@@ -13,8 +13,10 @@ import csv
 import io
 import math
 from pathlib import Path
+from typing import Sequence
 
 from rep_theory.algebra.groups import Group, get_group
+from rep_theory.analysis.style import irrep_colours
 from rep_theory.explain.cosets import FUNCTIONS, neuron_cosets, neuron_functions
 from rep_theory.explain.rhoset_neurons import analyse_neurons
 from rep_theory.io import atomic_write_json, atomic_write_text
@@ -87,12 +89,14 @@ def explain_run(run_dir: str | Path, *, threshold: float = 0.9, progress: bool =
     return csv_path, json_path, rows, summary
 
 
-def fig_neuron_structure(rows: list[dict], *, title: str = ""):
+def fig_neuron_structure(rows: list[dict], *, title: str = "", group_irreps: Sequence[str] | None = None):
     """Plotly figure, one point per live neuron: its rho-set size (x, log) against the coset
     concentration of its left function (y), coloured by irrep, marker size by rank-one ratio."""
     import plotly.graph_objects as go
     fig = go.Figure()
-    irreps = sorted({r["irrep"] for r in rows if r["irrep"]})
+    present = {r["irrep"] for r in rows if r["irrep"]}
+    irreps = [name for name in (group_irreps or sorted(present)) if name in present]
+    colours = irrep_colours(group_irreps or irreps)  # the colours of every other figure of the group
     for name in irreps:
         mine = [r for r in rows if r["irrep"] == name]
         fig.add_trace(go.Scatter(
@@ -100,7 +104,8 @@ def fig_neuron_structure(rows: list[dict], *, title: str = ""):
             y=[0.0 if not math.isfinite(r["coset_left_concentration"]) else r["coset_left_concentration"]
                for r in mine],
             mode="markers", name=name,
-            marker={"size": [6 + 10 * max(0.0, min(1.0, r["rank_one_left"])) for r in mine], "opacity": 0.7},
+            marker={"size": [6 + 10 * max(0.0, min(1.0, r["rank_one_left"])) for r in mine], "opacity": 0.7,
+                    "color": colours[name]},
             text=[f"neuron {r['neuron']}: {name}, rank-one {r['rank_one_left']:.2f}/{r['rank_one_right']:.2f}/"
                   f"{r['rank_one_unembed']:.2f}, stabiliser {r['stabilizer']}, cosets of "
                   f"{r['coset_left_subgroup'] or 'none'} ({r['coset_left_side'] or '-'}), "

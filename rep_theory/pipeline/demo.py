@@ -51,6 +51,7 @@ from rep_theory.analysis.batch_figures import fig_grokking, fig_neuron_irreps
 from rep_theory.analysis.neurons import neuron_irrep_fractions
 from rep_theory.analysis.run_figures import run_figures
 from rep_theory.analysis.style import figure_html
+from rep_theory.explain.run_explain import explain_model, fig_neuron_structure
 from rep_theory.io import atomic_write_text
 from rep_theory.pipeline.reports import evaluate_and_draw
 from rep_theory.training.config import RunConfig, load_config, paper_defaults
@@ -310,14 +311,14 @@ def write_report(run_dir: str | Path, path: str | Path, *, text: str, checks: Se
                         fig_neuron_irreps(fractions, irrep_labels=list(names),
                                           title="Neuron clustering by irrep")))
         # the coset and rho-set view of the same neurons (rep_theory.explain; one-layer MLPs only)
-        from rep_theory.explain.run_explain import explain_model, fig_neuron_structure
         try:
             rows, _ = explain_model(model, get_group(group), loss_changes=False)
             figures.append(("The same neurons as rho-sets (Wu et al., ICLR 2025) and cosets (Stander et al., "
                             "ICML 2024): each neuron's irrep (colour), the size of the rho-set of its b vector "
                             "(x), how much of its left embedding is constant on the cosets of one subgroup (y) "
                             "and how close its weights are to rank one (marker size).",
-                            fig_neuron_structure(rows, title="Neurons: rho-set size and coset concentration")))
+                            fig_neuron_structure(rows, title="Neurons: rho-set size and coset concentration",
+                                                 group_irreps=irreps)))
         except ValueError as err:  # not a one-layer MLP: no per-neuron rho-set view
             logger.info("no rho-set/coset figure for %s: %s", run_dir.name, err)
     body = []
