@@ -13,7 +13,7 @@ import logging
 import sys
 
 # Submodules that contribute subcommands, in the order --help lists them.
-_COMMAND_MODULES = ("groups_cmd", "train_cmd", "eval_cmd", "batch_cmd")
+_COMMAND_MODULES = ("groups_cmd", "train_cmd", "eval_cmd", "batch_cmd", "verify_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
