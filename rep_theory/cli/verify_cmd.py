@@ -1,0 +1,40 @@
+"""``rep-theory verify``: thin wrapper over :func:`rep_theory.explain.proofs.verify_run` and
+:func:`rep_theory.explain.proofs.verify_table`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    from rep_theory.explain.proofs.api import METHODS
+
+    p = subparsers.add_parser(
+        "verify", help="certified lower bounds on a trained MLP's accuracy (compact proofs)",
+        description="RUN_DIR: run each --method and write RUN_DIR/verify/<method>.json (bound, seconds, "
+                    "fit_seconds, flops, failure counts).  BATCH_DIR --table: print bound, seconds and "
+                    "MFLOP per method for every run under BATCH_DIR that has verify/ results.")
+    p.add_argument("path", metavar="RUN_DIR|BATCH_DIR")
+    p.add_argument("--method", action="append", choices=METHODS, dest="methods",
+                   help="verifier to run (repeatable; default: brute and rhoset)")
+    p.add_argument("--device", default="cpu", help="where to load the model (the proofs run in float64 on the CPU)")
+    p.add_argument("--table", action="store_true", help="print the table of BATCH_DIR instead of verifying")
+    p.set_defaults(handler=_verify)
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from rep_theory.explain.proofs.api import format_verify_table, verify_run, verify_table
+
+    if args.table:
+        rows = verify_table(args.path)
+        if not rows:
+            raise FileNotFoundError(f"no run under {args.path} has verify/ results; run 'rep-theory verify RUN_DIR' first")
+        print(format_verify_table(rows))
+        return 0
+    if not (Path(args.path) / "model.pt").is_file():
+        raise FileNotFoundError(f"{Path(args.path) / 'model.pt'} not found: {args.path} is not a trained run directory")
+    for method, r in verify_run(args.path, args.methods or ["brute", "rhoset"], args.device).items():
+        print(f"{method:>7}: bound {r.bound:.4f}  proof {r.seconds:.3f} s  fit {r.fit_seconds:.3f} s  "
+              f"{r.flops / 1e6:.1f} MFLOP  uncertified {r.failures}")
+    return 0

@@ -1,0 +1,146 @@
+"""``verify(model, G, method=...)``, ``verify_run`` (writes ``RUN_DIR/verify/<method>.json``) and the
+table over a batch of runs.
+
+>>> from rep_theory.explain.proofs import verify, planted_rhoset_mlp     # doctest: +SKIP
+>>> model, G = planted_rhoset_mlp("S4", "standard")                    # doctest: +SKIP
+>>> verify(model, G, method="rhoset").bound                            # doctest: +SKIP
+1.0
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+from tqdm.auto import tqdm
+
+from rep_theory.algebra.groups import Group, get_group
+from rep_theory.explain.proofs.baselines import brute_proof, coset_proof, fit_coset, fit_gcr, gcr_proof
+from rep_theory.explain.proofs.core import Flops, Timer, VerifyResult, mlp_matrices
+from rep_theory.explain.proofs.rhofit import fit_rhoset
+from rep_theory.explain.proofs.rhoset import rhoset_proof
+from rep_theory.io import atomic_write_json
+from rep_theory.training.config import load_config
+from rep_theory.training.rundir import load_run_model
+
+__all__ = ["METHODS", "verify", "verify_run", "verify_table", "format_verify_table", "VERIFY_DIR"]
+
+METHODS = ("brute", "gcr", "coset", "rhoset", "hybrid")
+"""The verifiers, cheapest explanation last: see the modules of :mod:`rep_theory.explain.proofs`."""
+
+VERIFY_DIR = "verify"
+
+
+def verify(model, G: Group | str, *, method: str = "rhoset", keep_mask: bool = True, **fit_options) -> VerifyResult:
+    """A certified lower bound on ``model``'s accuracy over all ``|G|^2`` pairs.
+
+    Parameters
+    ----------
+    model : OneLayerMLP (any device; read as float64 on the CPU)
+    G : Group or spec, in the element order of ``model``'s weights
+    method : one of :data:`METHODS`
+    keep_mask : keep the ``[n, n]`` certified mask on the result
+    fit_options : passed to the fitting step (``key_irreps=[...]`` for ``gcr``, thresholds of
+        :func:`~rep_theory.explain.proofs.rhofit.fit_rhoset` for ``rhoset``/``hybrid``)
+
+    ``fit_seconds`` times the explanation's fitting; ``seconds`` and ``flops`` the proof alone,
+    including forming ``L, R, U`` from the weights, which every method (brute force too) needs.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown verification method {method!r}; expected one of {list(METHODS)}")
+    G = get_group(G) if isinstance(G, str) else G
+    flops = Flops()
+    proof_timer, fit_timer = Timer(), Timer()
+    with proof_timer:
+        L, R, U = mlp_matrices(model, flops)
+    n = L.shape[0]
+    if n != G.order:
+        raise ValueError(f"the model has {n} elements but {G.name} has {G.order}")
+    if method == "brute":
+        with proof_timer:
+            out = brute_proof(G, L, R, U, flops)
+    elif method == "gcr":
+        with fit_timer:
+            fit = fit_gcr(G, L, R, U, **fit_options)
+        with proof_timer:
+            out = gcr_proof(G, L, R, U, fit, flops)
+    elif method == "coset":
+        with fit_timer:
+            fit = fit_coset(G, L, R, U, **fit_options)
+        with proof_timer:
+            out = coset_proof(G, L, R, U, fit, flops)
+    else:
+        with fit_timer:
+            interp = fit_rhoset(G, L, R, U, **fit_options)
+        with proof_timer:
+            out = rhoset_proof(G, L, R, U, interp, lipschitz=(method == "rhoset"), fallback=(method == "hybrid"),
+                               flops=flops)
+    certified = out["certified"]
+    count = int(certified.sum())
+    details = dict(out["details"], flops_by_step=dict(flops.steps))
+    return VerifyResult(method=method, bound=count / (n * n), seconds=proof_timer.seconds,
+                        fit_seconds=fit_timer.seconds, flops=flops.total, n_pairs=n * n, certified=count,
+                        failures=out["failures"], details=details,
+                        certified_mask=certified if keep_mask else None)
+
+
+def verify_run(run_dir: str | os.PathLike, methods: Sequence[str] = ("brute", "rhoset"), device: str = "cpu",
+               *, progress: bool = False) -> dict[str, VerifyResult]:
+    """Verify the final model of ``run_dir`` with each method; writes ``run_dir/verify/<method>.json``
+    (atomically) and returns ``{method: result}``.
+
+    The proofs run in float64 on the CPU whatever ``device`` says (it only places the loaded model).
+    """
+    bad = [m for m in methods if m not in METHODS]
+    if bad:
+        raise ValueError(f"unknown verification method(s) {bad}; expected among {list(METHODS)}")
+    cfg = load_config(run_dir)
+    G = get_group(cfg.spec)
+    model = load_run_model(run_dir, device=device)
+    out = {}
+    for method in tqdm(list(methods), desc=f"verify {Path(run_dir).name}", disable=not progress):
+        result = verify(model, G, method=method, keep_mask=False)
+        atomic_write_json(Path(run_dir) / VERIFY_DIR / f"{method}.json", result.to_json())
+        out[method] = result
+    return out
+
+
+def _read_json(path: Path) -> dict | None:
+    import json
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def verify_table(batch_dir: str | os.PathLike) -> list[dict]:
+    """One row per run directory under ``batch_dir`` holding ``verify/*.json``: ``run``, the exact
+    accuracy (from ``brute`` when present), and per method its bound, seconds and flops."""
+    rows = []
+    for run in sorted(p for p in Path(batch_dir).iterdir() if (p / VERIFY_DIR).is_dir()):
+        row: dict = {"run": run.name}
+        for path in sorted((run / VERIFY_DIR).glob("*.json")):
+            rec = _read_json(path)
+            if rec is None:
+                continue
+            m = rec.get("method", path.stem)
+            row[m] = {"bound": rec["bound"], "seconds": rec["seconds"], "flops": rec["flops"]}
+            if m == "brute":
+                row["accuracy"] = rec["bound"]
+        rows.append(row)
+    return rows
+
+
+def format_verify_table(rows: list[dict], methods: Sequence[str] | None = None) -> str:
+    """Plain-text table of :func:`verify_table` rows: per method ``bound / seconds / MFLOP``."""
+    methods = list(methods or [m for m in METHODS if any(m in r for r in rows)])
+    head = ["run", "accuracy"] + [f"{m} bound  s  MFLOP" for m in methods]
+    lines = ["  ".join(head)]
+    for r in rows:
+        cells = [r["run"], f"{r['accuracy']:.4f}" if "accuracy" in r else "-"]
+        for m in methods:
+            v = r.get(m)
+            cells.append(f"{v['bound']:.4f} {v['seconds']:.3f} {v['flops'] / 1e6:.1f}" if v else "-")
+        lines.append("  ".join(cells))
+    return "\n".join(lines)

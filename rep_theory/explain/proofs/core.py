@@ -1,0 +1,228 @@
+"""What every verifier shares: the result record, the FLOP ledger, the network as three matrices,
+brute force, and the deviation bound of a real network from an idealised one.
+
+A verifier is a program that outputs a number ``bound`` with the guarantee ``bound <= accuracy``
+over all ``|G|^2`` input pairs; its length is counted in floating-point operations, analytically,
+per operation (Gross, Agrawal, Kwa, Ong, Yip, Gibson, Noubir and Chan, "Compact Proofs of Model
+Performance via Mechanistic Interpretability", NeurIPS 2024, arXiv 2406.11779: a proof is a
+program; plot its length against its tightness).
+
+The network (:class:`rep_theory.training.models.OneLayerMLP`, no biases) as three float64 matrices
+``L = W_x W[:e]``, ``R = W_y W[e:]`` and ``U = W_U^T`` (each ``[n, m]``)::
+
+    logit(z | x, y) = sum_i U[z, i] relu(L[x, i] + R[y, i])
+
+A pair ``(x, y)`` counts as correct when the logit of ``x y`` exceeds every other logit strictly
+(a tie is an error), evaluated in float64 from the stored weights: that is the *exact accuracy*
+every bound is compared with.
+
+The deviation lemma (every verifier but brute force uses it).  Let an idealised network have
+``L~, R~, U~`` and hidden ``h~ = relu(L~[x] + R~[y])``; write ``dU = U - U~``.  For the correct
+answer ``z* = xy`` and any ``z``, the real margin minus the ideal margin is::
+
+    sum_i (dU[z*,i] - dU[z,i]) h_i  +  sum_i (U~[z*,i] - U~[z,i]) (h_i - h~_i)
+
+and since ``h_i >= 0`` its absolute value is at most::
+
+    eps(x, y) = sum_i  c_i h_i(x, y)  +  d_i |h_i(x, y) - h~_i(x, y)|,      c_i = range_z dU[:, i],  d_i = range_z U~[:, i]
+
+with ``|h_i - h~_i| <= |dL[x,i] + dR[y,i]|`` (ReLU is 1-Lipschitz; Wu, Jaburi, Drori and Gross,
+ICLR 2025, arXiv 2410.07476, section 6) as the cheaper, looser option.  One ``eps`` per pair,
+not per ``(pair, z)``: ``O(|G|^2 m)`` where brute force costs ``O(|G|^3 m)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import torch
+
+__all__ = ["VerifyResult", "Flops", "mlp_matrices", "brute_margins", "deviation_bound", "hidden",
+           "rounding_slack", "Timer", "PAIR_CHUNK"]
+
+PAIR_CHUNK = 1 << 22
+"""Largest number of float64 entries one block of a ``[pairs, m]`` computation holds."""
+
+
+@dataclasses.dataclass
+class VerifyResult:
+    """The outcome of one verifier on one network.
+
+    Attributes
+    ----------
+    method : str
+    bound : float              certified lower bound on the accuracy over all ``n^2`` pairs, in [0, 1]
+    seconds : float            wall time of the proof (the part counted in ``flops``)
+    fit_seconds : float        wall time of fitting the explanation (not part of the proof)
+    flops : int                floating-point operations of the proof, counted analytically
+    n_pairs : int              ``n^2``
+    certified : int            pairs the proof certifies correct (``bound = certified / n_pairs``)
+    failures : dict str -> int why the other pairs were not certified (method-specific keys)
+    details : dict             other method-specific numbers (ideal margin, circuits, ...)
+    certified_mask : bool ``[n, n]`` or None   which pairs (row ``x``, column ``y``); not written to JSON
+    """
+
+    method: str
+    bound: float
+    seconds: float
+    fit_seconds: float
+    flops: int
+    n_pairs: int
+    certified: int
+    failures: dict = dataclasses.field(default_factory=dict)
+    details: dict = dataclasses.field(default_factory=dict)
+    certified_mask: torch.Tensor | None = dataclasses.field(default=None, repr=False)
+
+    def to_json(self) -> dict:
+        out = dataclasses.asdict(self)
+        out.pop("certified_mask")
+        return out
+
+
+class Flops:
+    """A ledger of floating-point operations, one entry per named step.
+
+    Conventions: a multiply-add is 2, an addition, subtraction, comparison, ``abs`` or ``relu`` is 1;
+    index arithmetic and memory moves are free.
+    """
+
+    def __init__(self):
+        self.steps: dict[str, int] = {}
+
+    def add(self, step: str, count: int | float) -> None:
+        self.steps[step] = self.steps.get(step, 0) + int(count)
+
+    @property
+    def total(self) -> int:
+        return int(sum(self.steps.values()))
+
+
+class Timer:
+    """Accumulating wall-clock stopwatch: ``with timer: ...`` adds the block's duration to ``seconds``."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def __enter__(self):
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds += time.perf_counter() - self._start
+
+
+def mlp_matrices(model, flops: Flops | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(L, R, U)``, each float64 ``[n, m]``, of a :class:`~rep_theory.training.models.OneLayerMLP`.
+
+    The verifiers read only these (``logit(z|x,y) = sum_i U[z,i] relu(L[x,i] + R[y,i])``); the
+    products cost ``2 n e m`` each, recorded under ``"embed"`` in ``flops``.
+    """
+    needed = ("W_x", "W_y", "W", "W_U")
+    if not all(hasattr(model, k) for k in needed) or hasattr(model, "blocks"):
+        raise TypeError(f"the verifiers handle OneLayerMLP networks (weights {needed}); got {type(model).__name__}")
+    with torch.no_grad():
+        W_x, W_y, W, W_U = (getattr(model, k).detach().to("cpu", torch.float64) for k in needed)
+    n, e = W_x.shape
+    if W.shape[0] != 2 * e or W_U.shape[1] != n:
+        raise ValueError(f"inconsistent OneLayerMLP shapes: W_x {tuple(W_x.shape)}, W {tuple(W.shape)}, "
+                         f"W_U {tuple(W_U.shape)}; expected W [2*{e}, m] and W_U [m, {n}]")
+    m = W.shape[1]
+    if flops is not None:
+        flops.add("embed", 2 * 2 * n * e * m)
+    return W_x @ W[:e], W_y @ W[e:], W_U.T.contiguous()
+
+
+def _row_blocks(n: int, m: int) -> list[tuple[int, int]]:
+    rows = max(1, PAIR_CHUNK // max(n * m, 1))
+    return [(s, min(n, s + rows)) for s in range(0, n, rows)]
+
+
+def hidden(L: torch.Tensor, R: torch.Tensor, rows: slice) -> torch.Tensor:
+    """``[len(rows), n, m]``: ``relu(L[x] + R[y])`` for ``x`` in ``rows`` and every ``y``."""
+    return torch.relu(L[rows, None, :] + R[None, :, :])
+
+
+def brute_margins(L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, table: torch.Tensor,
+                  flops: Flops | None = None, pairs: torch.Tensor | None = None) -> torch.Tensor:
+    """Exact margins ``logit(xy) - max_{z != xy} logit(z)``, float64.
+
+    ``pairs``: None for all pairs (returns ``[n, n]``), or a LongTensor ``[k, 2]`` of ``(x, y)``
+    (returns ``[k]``).  Cost per pair: ``2 m`` (hidden) + ``2 n m`` (readout) + ``n`` (max).
+    """
+    n, m = L.shape
+    if pairs is None:
+        out = torch.empty((n, n), dtype=torch.float64)
+        for s, t in _row_blocks(n, m * max(1, n // 8)):
+            logits = hidden(L, R, slice(s, t)) @ U.T                        # [rows, y, z]
+            target = table[s:t]                                             # [rows, y]
+            right = logits.gather(2, target[..., None])[..., 0]
+            logits.scatter_(2, target[..., None], float("-inf"))
+            out[s:t] = right - logits.max(2).values
+        count = n * n
+    else:
+        x, y = pairs[:, 0], pairs[:, 1]
+        out = torch.empty(len(pairs), dtype=torch.float64)
+        step = max(1, PAIR_CHUNK // max(n, m))
+        for s in range(0, len(pairs), step):
+            xs, ys = x[s:s + step], y[s:s + step]
+            logits = torch.relu(L[xs] + R[ys]) @ U.T                       # [k, z]
+            target = table[xs, ys]
+            right = logits.gather(1, target[:, None])[:, 0]
+            logits.scatter_(1, target[:, None], float("-inf"))
+            out[s:s + step] = right - logits.max(1).values
+        count = len(pairs)
+    if flops is not None:
+        flops.add("hidden", 2 * count * m)
+        flops.add("readout", 2 * count * n * m)
+        flops.add("max", count * n)
+    return out
+
+
+def deviation_bound(L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, Lt: torch.Tensor, Rt: torch.Tensor,
+                    Ut: torch.Tensor, *, lipschitz: bool, flops: Flops | None = None,
+                    keep_hidden: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``eps [n, n]``: the bound of the module docstring on ``|real margin - ideal margin|`` per pair.
+
+    ``Lt, Rt, Ut`` ``[n, m]``: the idealised network (zero columns for neurons the explanation
+    leaves out).  ``lipschitz``: bound ``|h - h~|`` by ``|dL[x] + dR[y]|`` (Wu et al.) instead of
+    computing it.  With ``keep_hidden`` also returns the real hidden layer ``[n, n, m]`` (for a
+    fallback that finishes some pairs by brute force), else ``None``.
+    """
+    n, m = L.shape
+    c = (U - Ut).amax(0) - (U - Ut).amin(0)                                 # [m] range of dU
+    d = Ut.amax(0) - Ut.amin(0)                                             # [m] range of U~
+    explained = d > 0
+    dL, dR = (L - Lt)[:, explained], (R - Rt)[:, explained]
+    eps = torch.empty((n, n), dtype=torch.float64)
+    kept = torch.empty((n, n, m), dtype=torch.float64) if keep_hidden else None
+    for s, t in _row_blocks(n, m):
+        rows = slice(s, t)
+        h = hidden(L, R, rows)                                              # [r, n, m]
+        if kept is not None:
+            kept[rows] = h
+        block = h @ c
+        if lipschitz:
+            gap = (dL[rows, None, :] + dR[None, :, :]).abs()
+        else:
+            gap = (h[..., explained] - hidden(Lt[:, explained], Rt[:, explained], rows)).abs()
+        eps[rows] = block + gap @ d[explained]
+    if flops is not None:
+        k = int(explained.sum())
+        flops.add("ranges", 2 * 2 * 2 * n * m)
+        flops.add("hidden", 2 * n * n * m)
+        flops.add("deviation", 2 * n * n * m + 2 * n * n * k + (2 * n * m if lipschitz else 0)
+                  + (2 if lipschitz else 3) * n * n * k)
+    return eps, kept
+
+
+def rounding_slack(L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *extra: float) -> float:
+    """An explicit allowance for float64 rounding, ``1e-9`` times a bound on the sum of the absolute
+    values of the terms of any logit (``sum_i max|U_i| (max|L_i| + max|R_i|)``) plus ``extra``.
+
+    Recursive summation of ``k`` terms errs by at most about ``k u`` times the sum of their absolute
+    values (``u = 2^-53``; Higham, "Accuracy and Stability of Numerical Algorithms", 2002, sec. 3.1);
+    with ``k`` in the thousands that is below ``1e-12`` of the scale, so ``1e-9`` is generous.  A
+    pair is certified only when its ideal margin exceeds its deviation bound by more than this.
+    """
+    scale = float((U.abs().amax(0) * (L.abs().amax(0) + R.abs().amax(0))).sum())
+    return 1e-9 * (scale + sum(abs(float(v)) for v in extra)) + 1e-12

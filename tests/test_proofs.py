@@ -1,0 +1,150 @@
+"""Compact proofs (rep_theory.explain.proofs): every certified pair is a correct pair, on planted
+rho-set circuits (bound 100%), noisy planted circuits (bound drops, stays sound), small trained
+networks and a reference S5 network; the ideal is bi-equivariant; results and the CLI round-trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import rep_theory.algebra  # noqa: F401  (registers the irreps)
+from rep_theory.algebra.groups import get_group
+from rep_theory.explain.proofs import METHODS, fit_rhoset, planted_rhoset_mlp, verify, verify_run, verify_table
+from rep_theory.explain.proofs.core import mlp_matrices
+from rep_theory.explain.proofs.rhoset import ideal_table
+
+FAST = ("brute", "gcr", "rhoset", "hybrid")
+
+
+def check_sound(model, G, methods=METHODS) -> dict:
+    """Run ``methods``; assert each certifies only pairs brute force finds correct; return the results."""
+    results = {m: verify(model, G, method=m) for m in methods}
+    brute = verify(model, G, method="brute") if "brute" not in results else results["brute"]
+    correct = brute.certified_mask
+    for m, r in results.items():
+        assert 0.0 <= r.bound <= brute.bound, (m, r.bound, brute.bound)
+        assert not bool((r.certified_mask & ~correct).any()), f"{m} certified a wrong pair"
+        assert r.flops > 0 and r.seconds >= 0 and r.fit_seconds >= 0
+        assert r.certified == int(r.certified_mask.sum())
+    return results
+
+
+@pytest.mark.parametrize("spec, irreps", [("S3", "standard"), ("S4", {"standard": 1.0, "standard_sign": 0.5}),
+                                          ("D5", "freq_1"), ("S5", {"standard": 1.0, "sign": 0.5})])
+def test_planted_circuits_are_certified_completely(spec, irreps):
+    model, G = planted_rhoset_mlp(spec, irreps, rho_set=1)
+    out = check_sound(model, G, ("brute", "rhoset", "hybrid") + (("coset",) if G.order <= 24 else ()))
+    assert out["brute"].bound == 1.0
+    assert out["rhoset"].bound == 1.0 and out["rhoset"].failures == {"weight_deviation": 0, "coverage_deviation": 0}
+    assert out["hybrid"].bound == 1.0 and out["hybrid"].details["brute_forced_pairs"] == 0
+    # the proof is cheaper than brute force, and the Lipschitz proof no dearer than the hybrid's
+    assert out["rhoset"].flops < out["brute"].flops
+    interp = out["rhoset"].details
+    assert interp["unexplained_neurons"] == 0
+
+
+def test_ideal_is_bi_equivariant():
+    """The planted network's logits are Phi(x^-1 z y^-1), Phi from the fitted interpretation's tables."""
+    model, G = planted_rhoset_mlp("S4", "standard", rho_set=1, seed=3)
+    L, R, U = mlp_matrices(model)
+    interp = fit_rhoset(G, L, R, U)
+    assert len(interp.circuits) == 1 and interp.circuits[0].weight.ne(0).all()
+    Phi = ideal_table(G, interp)
+    n = G.order
+    logits = (torch.relu(L[:, None, :] + R[None, :, :]) @ U.T)                  # [x, y, z]
+    tab, inv = G.table, G.inverses
+    x, y, z = torch.meshgrid(torch.arange(n), torch.arange(n), torch.arange(n), indexing="ij")
+    g = tab[tab[inv[x], z], inv[y]]
+    torch.testing.assert_close(logits, Phi[g], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("noise", [0.02, 0.2])
+def test_noisy_planted_circuits_drop_but_stay_sound(noise):
+    model, G = planted_rhoset_mlp("S4", {"standard": 1.0, "standard_sign": 0.5}, rho_set=1)
+    clean = verify(model, G, method="rhoset").bound
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in (model.W_x, model.W_y, model.W_U):
+            p.add_(noise * p.abs().max() * torch.randn(p.shape, generator=gen))
+    out = check_sound(model, G, FAST + ("coset",))
+    assert out["rhoset"].bound < clean == 1.0
+    assert out["hybrid"].bound == out["brute"].bound          # the fallback makes it exact
+    assert out["hybrid"].bound >= out["rhoset"].bound
+
+
+@pytest.fixture(scope="module")
+def trained():
+    from rep_theory.training.config import paper_defaults
+    from rep_theory.training.train import fit
+
+    torch.manual_seed(0)
+    models = {}
+    for spec, epochs in (("S3", 300), ("S4", 400)):
+        cfgs = [paper_defaults(spec, "MLP", seed=s, num_epochs=epochs, frac_train=0.5, log_every=epochs,
+                               embed_dim=32, hidden_dim=32, device="cpu") for s in (1, 2)]
+        ms, _ = fit(cfgs, "cpu", cuda_graphs=False)
+        models[spec] = ms
+    return models
+
+
+def test_trained_networks_are_verified_soundly(trained):
+    for spec, models in trained.items():
+        G = get_group(spec)
+        for model in models:
+            check_sound(model, G, FAST + ("coset",))
+
+
+def test_untrained_network_is_verified_soundly():
+    from rep_theory.training.models import make_model
+
+    G = get_group("S4")
+    model = make_model("OneLayerMLP", G.order, seed=5, embed_dim=16, hidden_dim=24)
+    out = check_sound(model, G, FAST)
+    assert out["brute"].bound < 0.5
+
+
+def _reference_s5(seed: int = 1):
+    from rep_theory.pipeline.paper_import import reorder_paper_state_dict
+    from rep_theory.training.models import make_model
+
+    G = get_group("S5")
+    state = torch.load(f"reference/paper_s5_mlp_50/S5_MLP_seed{seed}/model.pt", map_location="cpu", weights_only=True)
+    model = make_model("OneLayerMLP", G.order)
+    model.load_state_dict(reorder_paper_state_dict(state, G))
+    return model, G
+
+
+def test_reference_s5_network_is_verified_soundly():
+    model, G = _reference_s5(1)
+    out = check_sound(model, G, FAST)
+    assert out["brute"].bound == 1.0 and out["hybrid"].bound == 1.0
+    assert out["rhoset"].flops < 0.2 * out["brute"].flops
+    assert {c["irrep"] for c in out["rhoset"].details["circuits"]} >= {"sign", "standard"}
+
+
+def test_verify_run_writes_json_and_cli_table(tmp_path, capsys):
+    from rep_theory.cli import main
+    from rep_theory.pipeline.paper_import import import_paper_run
+
+    run = import_paper_run("reference/paper_s5_mlp_50/S5_MLP_seed2", tmp_path / "S5_MLP_seed2")
+    results = verify_run(run, ["brute", "rhoset"])
+    rec = json.loads((run / "verify" / "rhoset.json").read_text())
+    for key in ("method", "bound", "seconds", "fit_seconds", "flops", "failures"):
+        assert key in rec
+    assert rec["bound"] == results["rhoset"].bound <= json.loads((run / "verify" / "brute.json").read_text())["bound"]
+    assert main(["verify", str(run), "--method", "hybrid"]) == 0
+    assert "hybrid" in capsys.readouterr().out
+    rows = verify_table(tmp_path)
+    assert rows[0]["accuracy"] == 1.0 and set(rows[0]) >= {"brute", "rhoset", "hybrid"}
+    assert main(["verify", str(tmp_path), "--table"]) == 0
+    assert "S5_MLP_seed2" in capsys.readouterr().out
+
+
+def test_errors_name_the_bad_value():
+    model, G = planted_rhoset_mlp("S3", "standard")
+    with pytest.raises(ValueError, match="'exhaustive'"):
+        verify(model, G, method="exhaustive")
+    with pytest.raises(ValueError, match="S4"):
+        verify(model, get_group("S4"), method="brute")
