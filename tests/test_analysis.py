@@ -90,8 +90,8 @@ def test_batch_of_paper_run_dirs_gives_the_papers_rows(paper_batch, tmp_path):
     assert [r["Source"] for r in compare] == ["ours", "paper"] * 3
     for ours, theirs in zip(compare[::2], compare[1::2]):
         assert ours["Same Key Irreps"] == "yes"
-        assert {k: v for k, v in ours.items() if k not in ("Source", "Same Key Irreps")} == \
-               {k: v for k, v in theirs.items() if k not in ("Source", "Same Key Irreps")}
+        assert {k: v for k, v in ours.items() if k not in ("Source", "Same Key Irreps", "Notes")} == \
+               {k: v for k, v in theirs.items() if k not in ("Source", "Same Key Irreps", "Notes")}
     # Every format parses back, the pending run is listed, runs.csv round-trips.
     for stem in ("mlp_all", "transformer_all", "mlp_avg", "compare_mlp_avg"):
         assert (tmp_path / "tables" / f"{stem}.tex").read_text().startswith("\\begin{tabular}")

@@ -9,6 +9,7 @@ and ``checkpoints/epoch_<e>.pt``.  :func:`evaluate_run` writes, atomically (:mod
 * ``irreps.txt`` (all irreps, trivial first), ``key_reps.txt`` (key irreps, in irrep order),
   ``key_reps_in_order.txt`` (key irreps by the first checkpoint whose similarity exceeds
   ``order_threshold``; only written when checkpoint metrics exist), one name per line as the paper;
+  ``order_rule.txt`` beside it names the rule that ordered it (``package`` or ``paper``);
 * ``metrics.csv``: one row per checkpoint, sorted by epoch, the columns of
   :func:`rep_theory.analysis.metrics.metric_names` (``epoch`` last).  Re-running evaluates only the
   checkpoints not yet in the file (all of them if the key irreps or the columns changed), and
@@ -40,7 +41,7 @@ import torch
 from tqdm.auto import tqdm
 
 from rep_theory.algebra.groups import get_group
-from rep_theory.analysis.metrics import (KEY_THRESHOLD, ORDER_THRESHOLD, IrrepBases, checkpoint_metrics,
+from rep_theory.analysis.metrics import (KEY_THRESHOLD, ORDER_RULES, ORDER_THRESHOLD, IrrepBases, checkpoint_metrics,
                                          learning_order, metric_names, select_key_irreps)
 from rep_theory.device import resolve_device
 from rep_theory.io import atomic_write_json
@@ -70,7 +71,8 @@ def _rows_use_keys(rows: Sequence[dict[str, float]], key_irreps: Sequence[str]) 
 
 def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold: float = KEY_THRESHOLD,
                  order_threshold: float = ORDER_THRESHOLD, device: str | torch.device | None = None,
-                 progress: bool = True, chunk_size: int | None = None) -> dict[str, float]:
+                 progress: bool = True, chunk_size: int | None = None,
+                 order_rule: str = "package") -> dict[str, float]:
     """Evaluate one run directory (see the module docstring); returns the summary metrics.
 
     Parameters
@@ -80,6 +82,9 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         leaving ``metrics.csv`` untouched.
     key_threshold, order_threshold
         Similarity thresholds for key irreps (final model) and for the learning order.
+    order_rule
+        ``"package"`` or ``"paper"``: the rule of :func:`rep_theory.analysis.metrics.learning_order`;
+        written to ``order_rule.txt`` beside ``key_reps_in_order.txt``.
     device
         ``None``/``"auto"``: CUDA when present, else CPU.
     """
@@ -89,6 +94,8 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         raise FileNotFoundError(f"{cfg_path} not found: {run_dir} is not a run directory")
     if not final_path.is_file():
         raise FileNotFoundError(f"{final_path} not found: evaluate needs the final model of {run_dir}")
+    if order_rule not in ORDER_RULES:
+        raise ValueError(f"order_rule must be one of {ORDER_RULES}, got {order_rule!r}")
     cfg = load_config(run_dir)
     dev = resolve_device(device)
     G = get_group(cfg.spec)  # the one parse of the spec; the Group flows down from here
@@ -159,8 +166,11 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         flush()
     history = sorted(rows.values(), key=lambda r: r["epoch"])
     if history:
-        write_lines(run_dir / ORDER_NAME, learning_order(history, key_irreps, threshold=order_threshold))
+        write_lines(run_dir / ORDER_NAME,
+                    learning_order(history, key_irreps, threshold=order_threshold, rule=order_rule))
+        write_lines(run_dir / "order_rule.txt", [order_rule])
     else:
-        (run_dir / ORDER_NAME).unlink(missing_ok=True)  # never leave an order computed from other weights
+        for name in (ORDER_NAME, "order_rule.txt"):  # never leave an order computed from other weights
+            (run_dir / name).unlink(missing_ok=True)
         log.info("%s: no checkpoints, so no learning order (key_reps_in_order.txt not written)", run_dir.name)
     return summary

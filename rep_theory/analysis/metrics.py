@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from typing import Iterable, Mapping, Sequence
 
 import torch
@@ -60,7 +61,7 @@ from rep_theory.analysis.bases import IrrepBases, aggregate_pairs, fve, orthonor
 __all__ = [
     "orthonormal_basis", "project", "fve", "aggregate_pairs", "product_kernel", "logit_similarity",
     "shifted_cross_entropy_sums", "IrrepBases", "checkpoint_metrics", "metric_names", "select_key_irreps", "learning_order",
-    "KEY_THRESHOLD", "ORDER_THRESHOLD", "CYCLIC_HIDDEN_BASIS_KEYS",
+    "KEY_THRESHOLD", "ORDER_THRESHOLD", "ORDER_RULES", "CYCLIC_HIDDEN_BASIS_KEYS",
 ]
 
 KEY_THRESHOLD = 0.005
@@ -116,14 +117,26 @@ def select_key_irreps(similarities: Mapping[str, float], *, threshold: float = K
 
 
 def learning_order(history: Sequence[Mapping[str, float]], key_irreps: Sequence[str], *,
-                   threshold: float = ORDER_THRESHOLD) -> list[str]:
+                   threshold: float = ORDER_THRESHOLD, rule: str = "package") -> list[str]:
     """Key irreps sorted by the first checkpoint at which their similarity exceeds ``threshold``.
 
     ``history``: one mapping per checkpoint in increasing epoch order, holding
-    ``logit_<irrep>_rep_trace_similarity``.  Irreps that cross at the same checkpoint are ordered
-    by their similarity there (largest first); irreps that never cross come last, in the order
-    of ``key_irreps``.
+    ``logit_<irrep>_rep_trace_similarity``.
+
+    ``rule="package"`` (default): irreps that cross at the same checkpoint are ordered by their
+    similarity there (largest first); irreps that never cross come last, in the order of
+    ``key_irreps``.
+
+    ``rule="paper"``: the paper's ``determine_key_rep_order.py`` (Chughtai et al. 2023): at each
+    checkpoint at most one irrep is added, the first in ``key_irreps`` order that crosses and is not
+    yet listed; irreps never added come last in ``key_irreps`` order.  When ``key_irreps`` is empty
+    the paper falls back to the irreps whose similarity at the last checkpoint exceeds
+    ``threshold`` (in the order the history lists them).
     """
+    if rule not in ORDER_RULES:
+        raise ValueError(f"unknown learning-order rule {rule!r}; expected one of {ORDER_RULES}")
+    if rule == "paper":
+        return _paper_learning_order(history, key_irreps, threshold)
     crossing: dict[str, tuple[int, float]] = {}
     for step, row in enumerate(history):
         for name in key_irreps:
@@ -134,6 +147,27 @@ def learning_order(history: Sequence[Mapping[str, float]], key_irreps: Sequence[
                 crossing[name] = (step, -sim)
     learnt = sorted(crossing, key=lambda name: crossing[name])
     return learnt + [name for name in key_irreps if name not in crossing]
+
+
+ORDER_RULES = ("package", "paper")
+"""Learning-order rules of :func:`learning_order`."""
+
+_SIMILARITY_KEY = re.compile(r"^logit_(?P<name>.+)_rep_trace_similarity$")
+
+
+def _paper_learning_order(history: Sequence[Mapping[str, float]], key_irreps: Sequence[str],
+                          threshold: float) -> list[str]:
+    keys = list(key_irreps)
+    if not keys and history:  # the paper's fallback: final similarity above the threshold
+        keys = [m["name"] for k, v in history[-1].items()
+                if (m := _SIMILARITY_KEY.match(k)) and m["name"] != "trivial" and float(v) > threshold]
+    order: list[str] = []
+    for row in history:
+        for name in keys:
+            if name not in order and float(row[f"logit_{name}_rep_trace_similarity"]) > threshold:
+                order.append(name)
+                break
+    return order + [name for name in keys if name not in order]
 
 
 def metric_names(irrep_names: Sequence[str]) -> list[str]:

@@ -45,12 +45,13 @@ import re
 from pathlib import Path
 from typing import Iterable, Sequence
 
+from rep_theory.analysis import paper_artifacts
 from rep_theory.analysis.summaries import (SUMMARY_KEYS, RunSummary, _split_factors, collect_runs,
                                            paper_runs, pending_reason, reference_text, run_sort_key)
 from rep_theory.io import atomic_write_text
 
 __all__ = ["Table", "paper_table", "run_table", "average_table", "comparison_table", "runs_table",
-           "display_irrep", "group_label", "write_tables", "MODEL_TABLE_NAMES"]
+           "display_irrep", "group_label", "write_tables", "MODEL_TABLE_NAMES", "comparison_notes_markdown"]
 
 logger = logging.getLogger(__name__)
 
@@ -271,13 +272,21 @@ def _title(model: str, variant: str, what: str) -> str:
 
 
 def comparison_table(ours: Sequence[RunSummary], paper: Sequence[RunSummary], *,
-                     model: str = "MLP", variant: str = "", average: bool = False) -> Table:
+                     model: str = "MLP", variant: str = "", average: bool = False,
+                     match_config: bool = False) -> Table:
     """Side by side with the paper: for every (group, seed) present in both, our row then the paper's.
 
     Columns are the per-run (``average=False``) or per-group (``average=True``) table's, after
     a ``Source`` column (``ours`` / ``paper``); per-run tables add ``Same Key Irreps`` (``yes``/``no``
     on our row: the same set of key irreps as the paper's run).  Averages compare over the seeds
     both have, listed in a ``Seeds`` column.
+
+    A last ``Notes`` column names, per row, the artifacts of :mod:`rep_theory.analysis.paper_artifacts`
+    and the columns they touch (``a5-3d-not-irreps: Key Irreps, Logit FVE``); the paper's chunked
+    S6 transformer losses are shown divided by their factor (on the mean scale) and noted so.  Our
+    row notes a config that differs from the paper's run (``config-differs``) and a learning-order
+    rule other than the paper's (``learning-order-rule``).  ``match_config=True`` leaves out the
+    pairs whose configs differ instead.
     """
     def key(run: RunSummary) -> tuple:
         return (run.group, run.seed)
@@ -285,31 +294,81 @@ def comparison_table(ours: Sequence[RunSummary], paper: Sequence[RunSummary], *,
     paper_by_key = {key(r): r for r in paper if r.model == model and r.variant == variant}
     matched = [(r, paper_by_key[key(r)]) for r in sorted(ours, key=run_sort_key)
                if key(r) in paper_by_key]
+    if match_config:
+        matched = [(m, t) for m, t in matched if not paper_artifacts.config_differences(m, t)]
     if not average:
         base = run_table([], model=model)
-        header = base.header[:2] + ("Source", "Same Key Irreps") + base.header[2:]
+        header = base.header[:2] + ("Source", "Same Key Irreps") + base.header[2:] + ("Notes",)
         rows = []
         for mine, theirs in matched:
-            for source, run in (("ours", mine), ("paper", theirs)):
+            notes = _comparison_notes(mine, theirs, model)
+            for source, run in (("ours", mine), ("paper", paper_artifacts.on_mean_scale(theirs))):
                 row = run_table([run], model=model, variant=variant).rows[0]
                 same = ("yes" if set(mine.key_irreps) == set(theirs.key_irreps) else "no") \
                     if source == "ours" else ""
-                rows.append(row[:2] + (source, same) + row[2:])
+                rows.append(row[:2] + (source, same) + row[2:] + (_join_notes(notes[source]),))
         return Table(header=header, rows=tuple(rows),
                      title=_title(model, variant, "per run, ours vs paper"))
     base = average_table([], model=model)
-    header = base.header[:1] + ("Source", "Seeds") + base.header[1:]
+    header = base.header[:1] + ("Source", "Seeds") + base.header[1:] + ("Notes",)
     rows = []
     groups: dict[str, list[tuple[RunSummary, RunSummary]]] = {}
     for pair in matched:
         groups.setdefault(pair[0].group, []).append(pair)
     for group in sorted(groups, key=group_label):
         seeds = " ".join(str(m.seed) for m, _ in groups[group])
+        notes = {"ours": {}, "paper": {}}
+        for mine, theirs in groups[group]:
+            for source, entries in _comparison_notes(mine, theirs, model).items():
+                for note, columns in entries.items():
+                    merged = notes[source].setdefault(note, [])
+                    merged += [c for c in columns if c not in merged]
         for source, index in (("ours", 0), ("paper", 1)):
-            row = average_table([pair[index] for pair in groups[group]], model=model).rows[0]
-            rows.append(row[:1] + (source, seeds) + row[1:])
+            members = [pair[index] if index == 0 else paper_artifacts.on_mean_scale(pair[index])
+                       for pair in groups[group]]
+            row = average_table(members, model=model).rows[0]
+            rows.append(row[:1] + (source, seeds) + row[1:] + (_join_notes(notes[source]),))
     return Table(header=header, rows=tuple(rows),
                  title=_title(model, variant, "mean over seeds, ours vs paper"))
+
+
+def _comparison_notes(mine: RunSummary, theirs: RunSummary, model: str) -> dict[str, dict[str, list[str]]]:
+    """``{"ours"|"paper": {note: [column, ...]}}`` for one matched pair (see :func:`comparison_table`)."""
+    columns = {key: name for name, key, _ in _table_columns(model)}
+    columns[paper_artifacts.KEY_IRREPS] = "Key Irreps"
+    paper_notes: dict[str, list[str]] = {}
+    for artifact, keys in paper_artifacts.affected_keys(theirs, columns).items():
+        label = artifact
+        if artifact == "s6-chunked-loss":
+            factors = sorted({paper_artifacts.paper_loss_scale(theirs, k) for k in keys})
+            label += " (paper / " + ", ".join(f"{f:g}" for f in factors) + ")"
+        paper_notes[label] = [columns[k] for k in columns if k in keys]
+    our_notes: dict[str, list[str]] = {}
+    differences = paper_artifacts.config_differences(mine, theirs)
+    if differences:
+        our_notes["config-differs (" + ", ".join(f"{f} {a} vs paper {b}" for f, (a, b) in differences.items())
+                  + ")"] = [f"seed {mine.seed}"]
+    rule = paper_artifacts.order_rule(mine)
+    if rule != "paper":
+        our_notes[f"learning-order-rule ({rule})"] = ["Key Irreps"]
+    return {"ours": our_notes, "paper": paper_notes}
+
+
+def _join_notes(notes: dict[str, list[str]]) -> str:
+    return "; ".join(f"{note}: {', '.join(cols)}" if cols else note for note, cols in notes.items())
+
+
+def comparison_notes_markdown(tables: Iterable[Table]) -> str:
+    """The explanation of every artifact id that a ``Notes`` cell of ``tables`` names ("" if none)."""
+    cells = [row[-1] for t in tables if t.header and t.header[-1] == "Notes" for row in t.rows]
+    used = [a for a in paper_artifacts.ARTIFACTS.values() if any(a.id in cell for cell in cells)]
+    if not used:
+        return ""
+    lines = ["## Notes on the comparisons with the paper\n",
+             "Ids in the `Notes` columns (see the README, \"Where the paper's numbers cannot be "
+             "reproduced, and why\"):\n"]
+    lines += [f"- `{a.id}`: {a.title}. {a.evidence}" for a in used]
+    return "\n".join(lines) + "\n"
 
 
 _RUNS_CSV_COLUMNS = ("run", "group", "model", "variant", "seed", "frac_train", "num_epochs",
@@ -341,7 +400,8 @@ def write_tables(batch_dir: str | Path, out_dir: str | Path | None = None, *,
 
     * ``<m><v>_all``: per-run table; ``<m><v>_avg``: per-group means over seeds;
     * ``compare_<m><v>_all`` / ``compare_<m><v>_avg``: ours next to the paper's values, for the
-      (group, seed) pairs the paper also trained;
+      (group, seed) pairs the paper also trained, with a ``Notes`` column naming the paper's
+      artifacts (:mod:`rep_theory.analysis.paper_artifacts`; explained at the end of ``tables.md``);
     * ``runs.csv``: raw metrics of every evaluated run; ``tables.md``: all tables in one document,
       with the runs not evaluated yet listed at the end.
 
@@ -378,6 +438,9 @@ def write_tables(batch_dir: str | Path, out_dir: str | Path | None = None, *,
     for name, table in tables.items():
         if name != "runs":
             sections.append(f"## {table.title} (`{name}`)\n\n{table.to_markdown()}")
+    notes = comparison_notes_markdown(t for n, t in tables.items() if n.startswith("compare_"))
+    if notes:
+        sections.append(notes)
     if pending:
         sections.append("## Left out: not evaluated, or evaluated on other weights\n\n"
                         + "\n".join(f"- {p}: {pending_reason(batch_dir / p) or 'unreadable'}" for p in pending)

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rep_theory.analysis.metrics import KEY_THRESHOLD, ORDER_THRESHOLD
+from rep_theory.analysis.metrics import KEY_THRESHOLD, ORDER_RULES, ORDER_THRESHOLD
 
 
 def register(subparsers) -> None:
@@ -22,6 +22,9 @@ def register(subparsers) -> None:
                    help=f"final logit similarity above which an irrep is key (default {KEY_THRESHOLD})")
     p.add_argument("--order-threshold", type=float, default=ORDER_THRESHOLD,
                    help=f"similarity at which a key irrep counts as learnt (default {ORDER_THRESHOLD})")
+    p.add_argument("--order-rule", choices=ORDER_RULES, default="package",
+                   help="learning order: 'package' (first crossing, ties by similarity) or 'paper' (the "
+                        "paper's: at most one irrep per checkpoint, in key-irrep order); default package")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:<k>")
     p.add_argument("--no-figures", action="store_true", help="do not write figures/")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -46,8 +49,9 @@ def _eval(args: argparse.Namespace) -> int:
             raise FileNotFoundError(f"{Path(run_dir, 'cfg.json')} not found: {run_dir} is not a run directory")
         with run_lock([run_dir]):  # the batch runner's lock: one writer per run
             summary = evaluate_and_draw(run_dir, final_only=args.final, key_threshold=args.key_threshold,
-                                        order_threshold=args.order_threshold, device=args.device,
-                                        figures=not args.no_figures, progress=not args.no_progress)
+                                        order_threshold=args.order_threshold, order_rule=args.order_rule,
+                                        device=args.device, figures=not args.no_figures,
+                                        progress=not args.no_progress)
         print(f"{run_dir}: test_loss {summary['test_loss']:.3g}, "
               f"restricted loss {summary['total_hidden_restricted_loss']:.3g}, "
               f"logit FVE {summary['percent_logits_explained']:.3f}")

@@ -1,0 +1,145 @@
+"""The GPU path: CUDA-graph training, determinism, resume, and metrics on CUDA.
+
+The paper (Chughtai, Chan & Nanda, "A Toy Model of Universality", ICML 2023) trained every network
+full-batch with AdamW on a GPU for up to 250k epochs.  Once the training loss is ~1e-6, AdamW turns
+any rounding difference into runs that differ by tens of percent, so the package's GPU training
+must be deterministic (README, "Training, seed batching, resume"):
+
+* a step replayed from a CUDA graph equals an eager step;
+* two identical runs are bitwise identical;
+* a run killed (SIGKILL) and resumed is bitwise identical to an uninterrupted one;
+* seed-batched training on CUDA equals CPU training within float tolerance;
+* :func:`rep_theory.analysis.metrics.checkpoint_metrics` on CUDA equals the CPU's.
+
+Every test is skipped where ``torch.cuda.is_available()`` is false (CI has no GPU): there is
+nothing to test there, and the CPU path has its own tests (``tests/test_train.py``).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from rep_theory.analysis.bases import IrrepBases
+from rep_theory.analysis.metrics import checkpoint_metrics
+from rep_theory.training.config import RunConfig
+from rep_theory.training.data import make_split
+from rep_theory.training.rundir import new_run, resume_files, run_status
+from rep_theory.training.train import fit, train_run
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="no CUDA device: the GPU path cannot run here (CI has no GPU)")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _cfg(seed=1, **kw) -> RunConfig:
+    base = dict(group="C13", model="MLP", seed=seed, num_epochs=200, embed_dim=32, hidden_dim=32,
+                frac_train=0.6, lr=1e-2, log_every=50, device="cuda")
+    base.update(kw)
+    return RunConfig(**base)
+
+
+def _states(models) -> list[dict[str, torch.Tensor]]:
+    return [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in models]
+
+
+def _max_rel(a: dict, b: dict) -> float:
+    worst = 0.0
+    for key, ref in b.items():
+        scale = ref.norm().item()
+        diff = (a[key].double() - ref.double()).norm().item()
+        worst = max(worst, diff / scale if scale else diff)
+    return worst
+
+
+@pytest.mark.parametrize("model", ["MLP", "T"])
+def test_cuda_graph_replay_equals_eager_steps(model):
+    """The graph is captured once and replayed; eager steps run the same kernels (AdamW's
+    capturable and plain paths may round differently, so the tolerance is float32's, after few
+    epochs, before training amplifies rounding)."""
+    cfgs = [_cfg(seed=s, model=model, num_epochs=20 if model == "T" else 50) for s in (1, 2)]
+    graph, _ = fit(cfgs, "cuda", cuda_graphs=True)
+    eager, _ = fit(cfgs, "cuda", cuda_graphs=False)
+    for g, e in zip(_states(graph), _states(eager)):
+        assert _max_rel(g, e) < 1e-4, f"{model}: graph replay vs eager steps differ by {_max_rel(g, e):.3g}"
+    initial, _ = fit([c.replace(num_epochs=1) for c in cfgs], "cuda", cuda_graphs=True)
+    assert _max_rel(_states(graph)[0], _states(initial)[0]) > 1e-3, "training moved the weights"
+
+
+@pytest.mark.parametrize("model", ["MLP", "T"])
+def test_two_identical_runs_are_bitwise_identical(model):
+    cfgs = [_cfg(seed=s, model=model) for s in (1, 2, 3)]
+    first, logs1 = fit(cfgs, "cuda")
+    second, logs2 = fit(cfgs, "cuda")
+    for a, b in zip(_states(first), _states(second)):
+        for key in a:
+            assert torch.equal(a[key], b[key]), f"{model} {key}: two identical CUDA runs differ"
+    assert logs1 == logs2
+
+
+def test_kill_and_resume_is_bitwise_identical(tmp_path):
+    """SIGKILL a CUDA training process after a few resume states; training it again resumes and
+    ends at exactly the weights of an uninterrupted CUDA run."""
+    cfg = _cfg(num_epochs=1000, log_every=250)
+    killed = new_run(tmp_path / "killed", cfg)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "rep_theory", "-v", "train", str(killed), "--device", "cuda",
+           "--no-progress", "--resume-every", "0.05"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and proc.poll() is None:
+            epochs = [e for e, _ in resume_files(killed)] if (killed / "resume").is_dir() else []
+            if epochs and max(epochs) >= 100:
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, "training finished before it could be killed: " + proc.stderr.read().decode()
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert run_status(killed) == "started" and not (killed / "model.pt").exists()
+    resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming 1 run(s) from epoch" in resumed.stderr
+    reference = new_run(tmp_path / "reference", cfg)
+    train_run(reference, "cuda", progress=False)
+    a = torch.load(killed / "model.pt", weights_only=True)
+    b = torch.load(reference / "model.pt", weights_only=True)
+    for key in b:
+        assert torch.equal(a[key], b[key]), f"{key}: resumed CUDA run differs from the uninterrupted one"
+
+
+@pytest.mark.parametrize("model, epochs", [("MLP", 100), ("T", 20)])
+def test_seed_batched_cuda_equals_cpu(model, epochs):
+    """Different devices round differently: float32 tolerance, few epochs."""
+    cfgs = [_cfg(seed=s, model=model, num_epochs=epochs) for s in (1, 2, 3, 4)]
+    gpu, gpu_logs = fit(cfgs, "cuda")
+    cpu, cpu_logs = fit(cfgs, "cpu")
+    for seed, g, c in zip((1, 2, 3, 4), _states(gpu), _states(cpu)):
+        assert _max_rel(g, c) < 1e-3, f"{model} seed {seed}: CUDA vs CPU differ by {_max_rel(g, c):.3g}"
+    for g_log, c_log in zip(gpu_logs, cpu_logs):
+        assert [r["epoch"] for r in g_log] == [r["epoch"] for r in c_log]
+        assert g_log[-1]["train_loss"] == pytest.approx(c_log[-1]["train_loss"], rel=1e-3, abs=1e-6)
+
+
+@pytest.mark.parametrize("spec, model", [("D7", "MLP"), ("S4", "T")])
+def test_checkpoint_metrics_on_cuda_equal_cpu(spec, model):
+    """The metrics are computed in float64 on either device: they agree to rounding."""
+    (trained,), _ = fit(_cfg(group=spec, model=model, num_epochs=100, device="cpu"), "cpu")
+    split = make_split(spec, 0.6, 1)
+    cpu = checkpoint_metrics(trained, IrrepBases.for_group(spec, "cpu"), train_pairs=split.train)
+    cuda_model = trained.to("cuda")
+    gpu = checkpoint_metrics(cuda_model, IrrepBases.for_group(spec, "cuda"), train_pairs=split.train.to("cuda"))
+    assert list(gpu) == list(cpu)
+    for key, value in cpu.items():
+        assert gpu[key] == pytest.approx(value, rel=1e-6, abs=1e-9), f"{key}: CUDA {gpu[key]!r}, CPU {value!r}"
