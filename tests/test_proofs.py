@@ -11,7 +11,7 @@ import torch
 
 import rep_theory.algebra  # noqa: F401  (registers the irreps)
 from rep_theory.algebra.groups import get_group
-from rep_theory.explain.proofs import METHODS, fit_rhoset, planted_rhoset_mlp, verify, verify_run, verify_table
+from rep_theory.explain.proofs import METHODS, fit_rhoset, planted_circuits_mlp, verify, verify_run, verify_table
 from rep_theory.explain.proofs.core import mlp_matrices
 from rep_theory.explain.proofs.rhoset import ideal_table
 
@@ -34,7 +34,7 @@ def check_sound(model, G, methods=METHODS) -> dict:
 @pytest.mark.parametrize("spec, irreps", [("S3", "standard"), ("S4", {"standard": 1.0, "standard_sign": 0.5}),
                                           ("D5", "freq_1"), ("S5", {"standard": 1.0, "sign": 0.5})])
 def test_planted_circuits_are_certified_completely(spec, irreps):
-    model, G = planted_rhoset_mlp(spec, irreps, rho_set=1)
+    model, G = planted_circuits_mlp(spec, irreps, rho_set=1)
     out = check_sound(model, G, ("brute", "rhoset", "hybrid") + (("coset",) if G.order <= 24 else ()))
     assert out["brute"].bound == 1.0
     assert out["rhoset"].bound == 1.0 and out["rhoset"].failures == {"weight_deviation": 0, "coverage_deviation": 0}
@@ -47,7 +47,7 @@ def test_planted_circuits_are_certified_completely(spec, irreps):
 
 def test_ideal_is_bi_equivariant():
     """The planted network's logits are Phi(x^-1 z y^-1), Phi from the fitted interpretation's tables."""
-    model, G = planted_rhoset_mlp("S4", "standard", rho_set=1, seed=3)
+    model, G = planted_circuits_mlp("S4", "standard", rho_set=1, seed=3)
     L, R, U = mlp_matrices(model)
     interp = fit_rhoset(G, L, R, U)
     assert len(interp.circuits) == 1 and interp.circuits[0].weight.ne(0).all()
@@ -62,7 +62,7 @@ def test_ideal_is_bi_equivariant():
 
 @pytest.mark.parametrize("noise", [0.02, 0.2])
 def test_noisy_planted_circuits_drop_but_stay_sound(noise):
-    model, G = planted_rhoset_mlp("S4", {"standard": 1.0, "standard_sign": 0.5}, rho_set=1)
+    model, G = planted_circuits_mlp("S4", {"standard": 1.0, "standard_sign": 0.5}, rho_set=1)
     clean = verify(model, G, method="rhoset").bound
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
@@ -143,7 +143,7 @@ def test_verify_run_writes_json_and_cli_table(tmp_path, capsys):
 
 
 def test_errors_name_the_bad_value():
-    model, G = planted_rhoset_mlp("S3", "standard")
+    model, G = planted_circuits_mlp("S3", "standard")
     with pytest.raises(ValueError, match="'exhaustive'"):
         verify(model, G, method="exhaustive")
     with pytest.raises(ValueError, match="S4"):

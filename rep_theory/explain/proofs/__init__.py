@@ -12,8 +12,8 @@ force, GCR, cosets), :mod:`~.planted` (hand-built circuits), :mod:`~.api` (``ver
 
 from rep_theory.explain.proofs.api import METHODS, format_verify_table, verify, verify_run, verify_table
 from rep_theory.explain.proofs.core import VerifyResult
-from rep_theory.explain.proofs.planted import planted_rhoset_mlp, planted_rhoset_state
+from rep_theory.explain.proofs.planted import planted_circuits_mlp, planted_circuits_state
 from rep_theory.explain.proofs.rhofit import fit_rhoset
 
 __all__ = ["METHODS", "VerifyResult", "verify", "verify_run", "verify_table", "format_verify_table",
-           "planted_rhoset_mlp", "planted_rhoset_state", "fit_rhoset"]
+           "planted_circuits_mlp", "planted_circuits_state", "fit_rhoset"]

@@ -1,8 +1,8 @@
 """``verify(model, G, method=...)``, ``verify_run`` (writes ``RUN_DIR/verify/<method>.json``) and the
 table over a batch of runs.
 
->>> from rep_theory.explain.proofs import verify, planted_rhoset_mlp     # doctest: +SKIP
->>> model, G = planted_rhoset_mlp("S4", "standard")                    # doctest: +SKIP
+>>> from rep_theory.explain.proofs import verify, planted_circuits_mlp     # doctest: +SKIP
+>>> model, G = planted_circuits_mlp("S4", "standard")                    # doctest: +SKIP
 >>> verify(model, G, method="rhoset").bound                            # doctest: +SKIP
 1.0
 """

@@ -14,10 +14,10 @@ from rep_theory.algebra.groups import Group, get_group
 from rep_theory.explain.proofs.rhofit import candidate_rho_sets
 from rep_theory.training.models import make_model
 
-__all__ = ["planted_rhoset_state", "planted_rhoset_mlp"]
+__all__ = ["planted_circuits_state", "planted_circuits_mlp"]
 
 
-def planted_rhoset_state(G: Group | str, irreps: dict, *, seed: int = 0, rho_set: int = 0) -> dict[str, torch.Tensor]:
+def planted_circuits_state(G: Group | str, irreps: dict, *, seed: int = 0, rho_set: int = 0) -> dict[str, torch.Tensor]:
     """State dict (float32) of the sum of the circuits ``{irrep name: scale}``; ``a`` is a random unit
     vector (``seed``), ``B`` the ``rho_set``-th candidate of
     :func:`~rep_theory.explain.proofs.rhofit.candidate_rho_sets`."""
@@ -45,11 +45,11 @@ def planted_rhoset_state(G: Group | str, irreps: dict, *, seed: int = 0, rho_set
     return {"W_x": left.float(), "W_y": right.float(), "W": torch.cat([eye, eye]).float(), "W_U": W_U.float()}
 
 
-def planted_rhoset_mlp(G: Group | str, irreps: dict | str, **kwargs):
-    """``(model, G)``: a OneLayerMLP holding :func:`planted_rhoset_state` (``irreps`` a name means scale 1)."""
+def planted_circuits_mlp(G: Group | str, irreps: dict | str, **kwargs):
+    """``(model, G)``: a OneLayerMLP holding :func:`planted_circuits_state` (``irreps`` a name means scale 1)."""
     G = get_group(G) if isinstance(G, str) else G
     irreps = {irreps: 1.0} if isinstance(irreps, str) else irreps
-    state = planted_rhoset_state(G, irreps, **kwargs)
+    state = planted_circuits_state(G, irreps, **kwargs)
     width = state["W_U"].shape[0]
     model = make_model("OneLayerMLP", G.order, embed_dim=width, hidden_dim=width)
     model.load_state_dict(state)
