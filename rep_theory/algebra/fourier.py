@@ -80,18 +80,10 @@ _STACKED: dict[tuple[str, int], _Stacked] = {}
 
 def _stacked(G: Group) -> _Stacked:
     # Groups are values keyed by name (see rep_theory.groups), so the name and order identify the irreps.
-    key = (G.name, G.order)
+    key = G.digest  # by the table's content: two groups may share a name
     if key not in _STACKED:
         _STACKED[key] = _Stacked(G)
     return _STACKED[key]
-
-
-def _as_group(G: Group | str) -> Group:
-    if isinstance(G, str):
-        return get_group(G)
-    if not isinstance(G, Group):
-        raise TypeError(f"expected a Group or a group spec such as 'S5', got {type(G).__name__} {G!r}")
-    return G
 
 
 def _as_function(G: Group, f, what: str = "f") -> torch.Tensor:
@@ -116,7 +108,7 @@ def plancherel_weights(G: Group | str) -> dict[str, float]:
     ``c`` is the commutant dimension (:data:`COMMUTANT_DIMS`): 1, 2 or 4 for real, complex and
     quaternionic kinds.  ``sum_rho w_rho d^2 == 1`` (the weights of the delta function at the identity).
     """
-    return dict(_stacked(_as_group(G)).weights)
+    return dict(_stacked(get_group(G)).weights)
 
 
 def fourier(G: Group | str, f) -> dict[str, torch.Tensor]:
@@ -140,7 +132,7 @@ def fourier(G: Group | str, f) -> dict[str, torch.Tensor]:
     >>> bool(torch.equal(fhat["standard"], G.irrep("standard").matrices))
     True
     """
-    G = _as_group(G)
+    G = get_group(G)
     x = _as_function(G, f)
     flat, batch = _flat(x)
     st = _stacked(G)
@@ -170,7 +162,7 @@ def inverse_fourier(G: Group | str, fhat: Mapping[str, torch.Tensor]) -> torch.T
     -------
     float64 tensor ``[n, *batch]``.
     """
-    G = _as_group(G)
+    G = get_group(G)
     st = _stacked(G)
     unknown = [name for name in fhat if name not in st.names]
     if unknown:
@@ -215,7 +207,7 @@ def fourier_power(G: Group | str, f) -> dict[str, torch.Tensor]:
     -------
     dict name -> float64 ``[*batch]`` (NaN where ``f`` is identically zero).
     """
-    G = _as_group(G)
+    G = get_group(G)
     x = _as_function(G, f)
     flat, batch = _flat(x)
     total = flat.pow(2).sum(0)                                             # [B]
@@ -228,7 +220,7 @@ def fourier_power(G: Group | str, f) -> dict[str, torch.Tensor]:
 
 def isotypic_projection(G: Group | str, f, irrep: str) -> torch.Tensor:
     """``P_rho f`` ``[n, *batch]``: the component of ``f`` in the span of ``rho``'s matrix coefficients."""
-    G = _as_group(G)
+    G = get_group(G)
     fh = fourier(G, f)
     if irrep not in fh:
         raise KeyError(f"{irrep!r} is not an irrep of {G.name}; expected one of {list(fh)}")
@@ -241,7 +233,7 @@ def convolve(G: Group | str, f, h) -> torch.Tensor:
     With this transform's convention, ``fourier(f * h)[rho] == fourier(f)[rho] @ fourier(h)[rho]``
     (``f`` on the left), since ``rho(y) rho(y^-1 x) = rho(x)``.
     """
-    G = _as_group(G)
+    G = get_group(G)
     x, y = _as_function(G, f, "f"), _as_function(G, h, "h")
     table, inv = G.table.to(x.device), G.inverses.to(x.device)
     # index[y, x] = y^-1 x: out[x] = sum_y f[y] h[index[y, x]]
@@ -284,7 +276,7 @@ def pair_fourier_power(G: Group | str, F, *, centre: bool = True, pool: bool = F
     -------
     ``{"x": {name: [*batch]}, "y": {...}, "xy": {...}, "residual": [*batch]}`` (0-d tensors if ``pool``).
     """
-    G = _as_group(G)
+    G = get_group(G)
     n = G.order
     x = torch.as_tensor(F)
     if x.ndim == 0 or x.shape[0] != n * n:

@@ -33,14 +33,6 @@ __all__ = ["RhoSet", "fixed_dimension", "fixed_space", "min_rho_set_size", "min_
            "format_rho_set_table"]
 
 
-def _as_group(G: Group | str) -> Group:
-    if isinstance(G, str):
-        return get_group(G)
-    if not isinstance(G, Group):
-        raise TypeError(f"expected a Group or a group spec such as 'S5', got {type(G).__name__} {G!r}")
-    return G
-
-
 def _irrep(G: Group, rho):
     """The irrep ``rho`` (an :class:`~rep_theory.irreps.Irrep` of ``G`` or its name)."""
     if isinstance(rho, str):
@@ -71,7 +63,7 @@ def fixed_dimension(G: Group | str, rho, H) -> int:
     ``rho``: an irrep of ``G`` or its name; ``H``: a :class:`~rep_theory.algebra.subgroups.Subgroup`
     or a sequence of element indices forming a subgroup (a ``ValueError`` names a product outside it).
     """
-    G = _as_group(G)
+    G = get_group(G)
     r = _irrep(G, rho)
     e = _elements(G, H)
     value = float(r.character[torch.from_numpy(e)].sum()) / len(e)
@@ -88,7 +80,7 @@ def fixed_space(G: Group | str, rho, H) -> torch.Tensor:
     The average ``P = (1/|H|) sum_h rho(h)`` is the orthogonal projector onto the fixed vectors
     (``rho`` is orthogonal), so its eigenvectors of eigenvalue 1 are a basis.
     """
-    G = _as_group(G)
+    G = get_group(G)
     r = _irrep(G, rho)
     e = _elements(G, H)
     P = r.matrices[torch.from_numpy(e)].mean(0)
@@ -100,7 +92,7 @@ def fixed_space(G: Group | str, rho, H) -> torch.Tensor:
 def min_rho_set_subgroups(G: Group | str, rho) -> list:
     """The conjugacy classes of subgroups (:class:`~rep_theory.algebra.subgroups.SubgroupClass`)
     of the largest order among those with a non-zero fixed vector in ``rho``."""
-    G = _as_group(G)
+    G = get_group(G)
     r = _irrep(G, rho)
     classes = sorted(_sg.subgroup_classes(G), key=lambda c: -c.order)
     best: list = []
@@ -114,7 +106,7 @@ def min_rho_set_subgroups(G: Group | str, rho) -> list:
 
 def min_rho_set_size(G: Group | str, rho) -> int:
     """``|G| / max{|H| : V_rho^H != 0}``: the smallest orbit ``{rho(g) b}`` of a non-zero vector ``b``."""
-    G = _as_group(G)
+    G = get_group(G)
     return G.order // min_rho_set_subgroups(G, rho)[0].order
 
 
@@ -150,7 +142,7 @@ def rho_set(G: Group | str, rho, b=None, *, atol: float = 1e-8) -> RhoSet:
     differ by at most ``atol`` (max-norm); a ``ValueError`` reports a tolerance so loose that the
     near-stabiliser is not a subgroup.
     """
-    G = _as_group(G)
+    G = get_group(G)
     r = _irrep(G, rho)
     if b is None:
         b = fixed_space(G, r, min_rho_set_subgroups(G, r)[0].representative)[:, 0]
@@ -180,7 +172,7 @@ def rho_set(G: Group | str, rho, b=None, *, atol: float = 1e-8) -> RhoSet:
 def format_rho_set_table(G: Group | str, irreps: Sequence | None = None) -> str:
     """Plain-text table: irrep, dim, kind, smallest rho-set size and the subgroup(s) attaining it
     (type, order and number of conjugates; several conjugacy classes are joined by ``" | "``)."""
-    G = _as_group(G)
+    G = get_group(G)
     irreps = G.irreps() if irreps is None else [_irrep(G, r) for r in irreps]
     rows = []
     for r in irreps:

@@ -318,14 +318,6 @@ def _derived(table: np.ndarray, inv: np.ndarray, e: np.ndarray) -> np.ndarray:
 _MEMO: dict[str, tuple[list, list]] = {}
 
 
-def _as_group(G: Group | str) -> Group:
-    if isinstance(G, str):
-        return get_group(G)
-    if not isinstance(G, Group):
-        raise TypeError(f"expected a Group or a group spec such as 'S5', got {type(G).__name__} {G!r}")
-    return G
-
-
 def _compute(G: Group, use_cache: bool) -> tuple[list, list]:
     table = G.table.numpy()
     key = _table_key(table)
@@ -370,18 +362,18 @@ def subgroups(G: Group | str, *, use_cache: bool = True) -> list[Subgroup]:
     >>> len(subgroups("S4")), len(subgroup_classes("S4"))
     (30, 11)
     """
-    return list(_compute(_as_group(G), use_cache)[0])
+    return list(_compute(get_group(G), use_cache)[0])
 
 
 def subgroup_classes(G: Group | str, *, use_cache: bool = True) -> list[SubgroupClass]:
     """The conjugacy classes of subgroups, ordered by subgroup order, then by representative."""
-    return list(_compute(_as_group(G), use_cache)[1])
+    return list(_compute(get_group(G), use_cache)[1])
 
 
 def format_subgroup_classes(G: Group | str) -> str:
     """Plain-text table of the conjugacy classes of subgroups: order, number of conjugates, type,
     abelian, normal."""
-    G = _as_group(G)
+    G = get_group(G)
     classes = subgroup_classes(G)
     total = sum(c.size for c in classes)
     width = max([len("type")] + [len(c.name) for c in classes])
@@ -402,7 +394,7 @@ def _elements_of(H) -> np.ndarray:
 def coset_labels(G: Group | str, H, *, side: str = "left") -> torch.Tensor:
     """``[n]`` LongTensor: for each ``g``, the smallest element of its coset (``gH`` if ``side ==
     "left"``, ``Hg`` if ``"right"``), a label shared exactly by the elements of one coset."""
-    G = _as_group(G)
+    G = get_group(G)
     e = _elements_of(H)
     table = G.table.numpy()
     if side == "left":
@@ -428,7 +420,7 @@ def coset_concentration(G: Group | str, f, *, subgroups: Sequence | None = None,
     -------
     float64 ``[len(subgroups), *batch]``: ``||P_H f_c||^2 / ||f_c||^2`` (NaN where ``f`` is constant).
     """
-    G = _as_group(G)
+    G = get_group(G)
     n = G.order
     x = torch.as_tensor(f).to(torch.float64)
     if x.ndim == 0 or x.shape[0] != n:
@@ -466,7 +458,7 @@ def best_cosets(G: Group | str, f, *, subgroups: Sequence | None = None, side: s
     scores 1), so the largest subgroup that still explains ``f`` is the informative one.
     ``f``: ``[n, *batch]``; see :func:`coset_concentration` for ``subgroups`` and ``side``.
     """
-    G = _as_group(G)
+    G = get_group(G)
     if not 0 < threshold <= 1:
         raise ValueError(f"threshold must lie in (0, 1], got {threshold}")
     subs = _compute(G, True)[0] if subgroups is None else list(subgroups)
