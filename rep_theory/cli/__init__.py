@@ -15,7 +15,7 @@ import sys
 from rep_theory.locks import RunLockedError
 
 # Submodules that contribute subcommands, in the order --help lists them.
-_COMMAND_MODULES = ("groups_cmd", "train_cmd", "eval_cmd", "batch_cmd", "explain_cmd", "lenses_cmd")
+_COMMAND_MODULES = ("groups_cmd", "train_cmd", "eval_cmd", "batch_cmd", "explain_cmd", "lenses_cmd", "routing_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:
