@@ -134,7 +134,7 @@ def measure_models(models: Sequence, cfgs: Sequence[RunConfig], route: RouteSpec
         split = make_split(G, cfg.frac_train, cfg.seed, paper_order=cfg.paper_order)
         m = routing_measures(model, ablated, ft, bases, train_pairs=split.train, units=units, irrep=irrep)
         m.update(seed=cfg.seed, route=route.to_dict(), trained_with_route=cfg.route is not None,
-                 finetune_steps=finetune_steps, finetune_lr=cfg.lr / 10 if finetune_steps > 0 else None)
+                 finetune_steps=finetune_steps, finetune_lr=cfg.lr if finetune_steps > 0 else None)
         out.append(m)
     return out
 

@@ -73,7 +73,7 @@ class RoutingExperiment:
     num_epochs: int = 3000
     frac_train: float = 0.7
     lr: float = 1e-2
-    finetune_steps: int = 500
+    finetune_steps: int = 1000
     log_every: int = 100
 
     def route(self) -> dict:

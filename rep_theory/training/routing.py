@@ -176,8 +176,8 @@ def finetune_ablated(models: Sequence, cfgs: Sequence[RunConfig], route: RouteSp
     """Fine-tune ablated single-seed MLPs (same config up to seed) on the non-routed signal; new models.
 
     ``route``'s designated units are ablated first (idempotent).  A fresh AdamW with the configs'
-    ``betas`` and ``weight_decay`` and learning rate ``lr`` (default: the configs' ``lr / 10``, since a
-    fresh AdamW's first steps move every weight by about ``lr``) runs ``steps`` full-batch steps on each seed's training pairs:
+    ``betas`` and ``weight_decay`` and learning rate ``lr`` (default: the configs' ``lr``; on S4, 1000
+    steps at the training rate recovered more seeds than lower rates) runs ``steps`` full-batch steps on each seed's training pairs:
     pairs in ``H x H`` get weight 0 for a subgroup route; an irrep route keeps routing on, so the
     surviving units learn only from ``g (I - P)``.  The loss is the float64 mean cross-entropy.
     """
@@ -201,7 +201,7 @@ def finetune_ablated(models: Sequence, cfgs: Sequence[RunConfig], route: RouteSp
         weight = (~pair_mask[a * G.order + b]).to(torch.float64)
     weight = weight / weight.sum(dim=1, keepdim=True).clamp_min(1)
     params = [batched.W_x, batched.W_y, batched.W, batched.W_U]
-    lr = cfg0.lr / 10 if lr is None else lr
+    lr = cfg0.lr if lr is None else lr
     if not lr > 0:
         raise ValueError(f"fine-tuning lr must be > 0, got lr={lr!r}")
     opt = torch.optim.AdamW(params, lr=lr, betas=cfg0.betas, weight_decay=cfg0.weight_decay)
