@@ -100,14 +100,14 @@ def _hand_model_grads(model, a, b, y, unit_terms):
     return torch.autograd.grad(surrogate, [model.W_x, model.W_y, model.W, model.W_U])
 
 
-@pytest.mark.parametrize("kind", ["irrep", "subgroup"])
-def test_routed_model_gradient_equals_the_hand_computed_one_on_a_two_unit_toy(kind):
+@pytest.mark.parametrize("kind,rest", [("irrep", None), ("subgroup", "others"), ("subgroup", "all")])
+def test_routed_model_gradient_equals_the_hand_computed_one_on_a_two_unit_toy(kind, rest):
     G = get_group("S3")
     model = BatchedOneLayerMLP(6, embed_dim=3, hidden_dim=2, seeds=[3]).double()
     split = make_split(G, 0.7, 3)
     a, b, y = split.a_train[None], split.b_train[None], split.y_train[None]
-    spec = parse_route({"kind": kind, kind: "standard" if kind == "irrep" else "C3", "units": 1},
-                       hidden_dim=2, model="OneLayerMLP")
+    route = {"kind": kind, kind: "standard" if kind == "irrep" else "C3", "units": 1}
+    spec = parse_route(route if rest is None else {**route, "rest": rest}, hidden_dim=2, model="OneLayerMLP")
     router = Router(spec, G, 2, dtype=torch.float64)
     u = torch.tensor([0.0, 1.0], dtype=torch.float64)
     if kind == "irrep":
@@ -116,7 +116,7 @@ def test_routed_model_gradient_equals_the_hand_computed_one_on_a_two_unit_toy(ki
     else:
         inside = subgroup_pair_mask(G, (0, 3, 4)).to(torch.float64)[a[0] * 6 + b[0]][None, :, None]
         assert 0 < inside.sum() < a.shape[1]
-        terms = [(inside * u + (1 - inside) * (1 - u), None)]
+        terms = [(inside * u + (1 - inside) * ((1 - u) if rest == "others" else 1), None)]
     expected = _hand_model_grads(model, a, b, y, terms)
     model.router = router
     sum_cross_entropy64(model(a, b), y, 1.0 / a.shape[1]).backward()

@@ -12,7 +12,8 @@ because every hidden unit's irrep content is known (:func:`rep_theory.analysis.n
 * **purity**: the share of the designated units' total variance that is ``rho``'s energy;
 * **ablation**: the designated units zeroed (:func:`rep_theory.training.routing.ablate_units`); the
   routed irrep's logit similarity (``logit_<irrep>_rep_trace_similarity`` of
-  :func:`rep_theory.analysis.metrics.checkpoint_metrics`) after it relative to before, and the
+  :func:`rep_theory.analysis.metrics.checkpoint_metrics`) after it relative to before (NaN when the
+  irrep was not key before: similarity <= 0.005), and the
   train/test accuracy, without and with fine-tuning on the non-routed signal
   (:func:`rep_theory.training.routing.finetune_ablated`).
 
@@ -31,7 +32,7 @@ from typing import Sequence
 import torch
 
 from rep_theory.algebra.groups import Group, get_group
-from rep_theory.analysis.metrics import IrrepBases, checkpoint_metrics, select_key_irreps
+from rep_theory.analysis.metrics import KEY_THRESHOLD, IrrepBases, checkpoint_metrics, select_key_irreps
 from rep_theory.analysis.neurons import neuron_irrep_fractions
 from rep_theory.io import atomic_write_json
 from rep_theory.training.config import RunConfig, load_config
@@ -109,7 +110,9 @@ def routing_measures(model, ablated, finetuned, bases: IrrepBases, *, train_pair
 
 
 def _ratio(after: float, before: float) -> float:
-    return after / before if before != 0 else math.nan
+    """``after / before``; NaN when the irrep was not key before (``|before| <= KEY_THRESHOLD``), where a
+    ratio of two near-zero similarities means nothing."""
+    return after / before if abs(before) > KEY_THRESHOLD else math.nan
 
 
 def measure_models(models: Sequence, cfgs: Sequence[RunConfig], route: RouteSpec, *, irrep: str | None = None,

@@ -29,8 +29,8 @@ def add_route_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--route-expand", type=int, default=0, metavar="E", help="hidden units added to hidden_dim (default 0)")
     g.add_argument("--route-mask", choices=MASK_MODES, default="unit", help="unit (in- and out-weights, default) "
                    "or activation (the paper's hidden-activation mask)")
-    g.add_argument("--route-rest", choices=REST_MODES, default="others", help="subgroup routes: what the other "
-                   "pairs update (default others)")
+    g.add_argument("--route-rest", choices=REST_MODES, default="all", help="subgroup routes: what the other "
+                   "pairs update (default all)")
     g.add_argument("--route-index", type=int, default=0, metavar="I", help="subgroup routes: which subgroup of that name")
 
 
