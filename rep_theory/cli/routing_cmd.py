@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 
 from rep_theory.training.route_spec import MASK_MODES, REST_MODES
 
@@ -87,13 +88,15 @@ def _routing(args: argparse.Namespace) -> int:
     if exp.finetune_steps < 0:
         raise ValueError(f"--finetune-steps must be >= 0, got {exp.finetune_steps}")
     rows = run_routing_experiment(args.out_dir, exp, device=args.device, progress=not args.no_progress)
+
+    def mean(rs, key):  # over the seeds where the value is defined (ratios are NaN for non-key irreps)
+        vals = [float(r[key]) for r in rs if r.get(key) is not None and not math.isnan(float(r[key]))]
+        return f"{sum(vals) / len(vals):.3f} ({len(vals)} seeds)" if vals else "undefined"
+
     for arm in ("routed", "unrouted"):
         rs = [r for r in rows if r["arm"] == arm]
-        loc = [r["localisation"] for r in rs]
-        ratio = [r["ablated_similarity_ratio"] for r in rs]
-        print(f"{arm}: localisation mean {sum(loc) / len(loc):.3f} (chance {rs[0]['chance']:.3f}), "
-              f"ablated similarity ratio mean {sum(ratio) / len(ratio):.3f}, "
-              f"test acc {sum(r['test_acc'] for r in rs) / len(rs):.3f} -> ablated "
-              f"{sum(r['ablated_test_acc'] for r in rs) / len(rs):.3f}")
+        print(f"{arm}: localisation mean {mean(rs, 'localisation')} (chance {rs[0]['chance']:.3f}), "
+              f"ablated similarity ratio mean {mean(rs, 'ablated_similarity_ratio')}, "
+              f"test acc {mean(rs, 'test_acc')} -> ablated {mean(rs, 'ablated_test_acc')}")
     print(f"wrote {args.out_dir}/routing.csv, routing.md, routing.html")
     return 0
