@@ -16,7 +16,8 @@ from rep_theory import __version__
 from rep_theory.locks import RunLockedError
 
 # Submodules that contribute subcommands, in the order --help lists them.
-_COMMAND_MODULES = ("groups_cmd", "train_cmd", "eval_cmd", "batch_cmd", "explain_cmd", "verify_cmd", "lenses_cmd")
+_COMMAND_MODULES = ("groups_cmd", "train_cmd", "eval_cmd", "batch_cmd", "explain_cmd", "verify_cmd", "lenses_cmd",
+                    "routing_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,7 @@
 
     rep-theory new RUN_DIR --group SPEC --model {MLP,T,B} --seed K [--epochs E] [--frac-train F]
                    [--lr X] [--weight-decay X] [--embed-dim E] [--hidden-dim H]
+                   [--route-irrep NAME | --route-subgroup NAME --route-units K [--route-expand E] ...]
     rep-theory train RUN_DIR [RUN_DIR ...] [--device D]
 """
 
@@ -11,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rep_theory.cli.routing_cmd import add_route_arguments, route_from_args
 from rep_theory.training.config import MODEL_SHORT_NAMES, paper_defaults
 from rep_theory.training.rundir import new_run, run_lock
 from rep_theory.training.train import DEFAULT_RESUME_EVERY_S, train_runs
@@ -31,6 +33,7 @@ def register(subparsers) -> None:
     new.add_argument("--weight-decay", type=float, metavar="X")
     new.add_argument("--embed-dim", type=int, metavar="E")
     new.add_argument("--hidden-dim", type=int, metavar="H")
+    add_route_arguments(new)
     new.set_defaults(handler=_new)
 
     train = subparsers.add_parser(
@@ -49,6 +52,7 @@ def _new(args: argparse.Namespace) -> int:
     overrides = {k: v for k, v in {
         "num_epochs": args.epochs, "frac_train": args.frac_train, "lr": args.lr,
         "weight_decay": args.weight_decay, "embed_dim": args.embed_dim, "hidden_dim": args.hidden_dim,
+        "route": route_from_args(args),
     }.items() if v is not None}
     cfg = paper_defaults(args.group, args.model, seed=args.seed, **overrides)
     run_dir = new_run(args.run_dir, cfg)

@@ -193,10 +193,14 @@ class BatchedOneLayerMLP(BatchedModel):
 
     Forward: ``hidden = relu(Lx[a] + Ly[b])`` with ``Lx = W_x @ W[:embed]`` ``[seed, n, hidden]``
     (the same function as ``relu(cat(W_x[a], W_y[b]) @ W)``, at a fraction of the cost).
+
+    ``router``: ``None`` (plain training), or a callable ``router(hidden, W_U, a, b) -> logits`` that
+    computes the same logits with a routed backward pass (:class:`rep_theory.training.routing.Router`).
     """
 
     _KEYS = {"W_x": "W_x", "W_y": "W_y", "W": "W", "W_U": "W_U"}
     single_class = OneLayerMLP
+    router = None
 
     def __init__(self, n: int, embed_dim: int = 256, hidden_dim: int = 128, *, seeds: Sequence[int],
                  element_perm: torch.Tensor | None = None, _singles: Sequence[GroupModel] | None = None):
@@ -220,6 +224,8 @@ class BatchedOneLayerMLP(BatchedModel):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         Lx, Ly = self.element_tables()
         hidden = _PairHidden.apply(Lx, Ly, a, b)  # [seed, batch, hidden] = relu(Lx[a] + Ly[b])
+        if self.router is not None:
+            return self.router(hidden, self.W_U, a, b)
         return torch.bmm(hidden, self.W_U)
 
 

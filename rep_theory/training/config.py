@@ -37,6 +37,7 @@ from typing import Any, Mapping
 from rep_theory import __version__
 from rep_theory.algebra.groups import canonical_spec, spec_order
 from rep_theory.checks import check_float, check_int
+from rep_theory.training.route_spec import RouteSpec, parse_route
 
 __all__ = ["RunConfig", "paper_defaults", "MODEL_NAMES", "MODEL_SHORT_NAMES", "PAPER_GROUP_FAMILIES",
            "PAPER_GRID", "load_config", "group_spec", "model_short_name", "PAPER_EXTRA_KEYS"]
@@ -130,6 +131,11 @@ class RunConfig:
         default; fewer make a lighter run directory (the demo's presets use 200).
     version : str
         Version of rep-theory that wrote the config.
+    route : RouteSpec or None
+        Gradient routing (:mod:`rep_theory.training.route_spec`; a ``cfg.json`` mapping is accepted).
+        ``None`` (the default) trains exactly as without the option, and cfg.json then has no
+        ``route`` key.  A route with ``expand`` builds ``hidden_dim + expand`` hidden units
+        (:attr:`model_hidden_dim`).
     """
 
     group: str
@@ -148,6 +154,7 @@ class RunConfig:
     paper_order: bool = True
     num_checkpoints: int = 1000
     version: str = field(default=__version__, compare=False)
+    route: RouteSpec | None = None
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -185,6 +192,7 @@ class RunConfig:
             raise TypeError(f"paper_order must be a bool, got paper_order={self.paper_order!r}")
         if not isinstance(self.version, str):
             raise TypeError(f"version must be a string, got version={self.version!r}")
+        set_("route", parse_route(self.route, hidden_dim=self.hidden_dim, model=self.model))
         n = spec_order(self.group)  # parsed, never built: validation stays cheap
         if int(frac * n * n) < 1 or int(frac * n * n) >= n * n:
             raise ValueError(f"frac_train={frac} leaves an empty train or test set for group {self.group} "
@@ -207,6 +215,11 @@ class RunConfig:
         return {"embed_dim": self.embed_dim, "hidden_dim": self.hidden_dim}
 
     @property
+    def model_hidden_dim(self) -> int:
+        """The model's hidden width: ``hidden_dim`` plus the route's ``expand`` units (if any)."""
+        return self.hidden_dim + (self.route.expand if self.route is not None else 0)
+
+    @property
     def run_name(self) -> str:
         """The paper's run directory name, e.g. ``"S5_MLP_seed1"``."""
         return f"{self.spec}_{self.model_short}_seed{self.seed}"
@@ -221,6 +234,8 @@ class RunConfig:
         for k in ("seed", "version"):
             d.pop(k)
         d["layers"] = tuple(sorted(d["layers"].items()))
+        if "route" in d:
+            d["route"] = self.route  # hashable
         return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in d.items()))
 
     # --- cfg.json -------------------------------------------------------------------------------
@@ -244,6 +259,8 @@ class RunConfig:
                  log_every=self.log_every, paper_order=self.paper_order, version=self.version)
         if self.num_checkpoints != 1000:  # the paper's schedule stays implicit, so old cfg.json files compare equal
             d["num_checkpoints"] = self.num_checkpoints
+        if self.route is not None:
+            d["route"] = self.route.to_dict()
         return d
 
     @classmethod
@@ -253,7 +270,7 @@ class RunConfig:
             raise TypeError(f"a run config must be a mapping, got {type(d).__name__}")
         known = {"lr", "num_epochs", "weight_decay", "betas", "layers", "model", "group",
                  "group_parameter", "frac_train", "seed", "device", "log_every", "paper_order",
-                 "version", "embed_dim", "hidden_dim", "num_checkpoints"}
+                 "version", "embed_dim", "hidden_dim", "num_checkpoints", "route"}
         extra = sorted(set(d) & set(PAPER_EXTRA_KEYS))
         if extra:
             warnings.warn(f"run config: ignoring the paper's extra key(s) {extra} "

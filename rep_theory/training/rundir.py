@@ -152,7 +152,7 @@ def model_for_config(cfg: RunConfig, group: Group | None = None) -> GroupModel:
     ``group``: the run's :class:`Group` when the caller already has it (else built from ``cfg.spec``).
     """
     G = get_group(cfg.spec) if group is None else group
-    return make_model(cfg.model, G.order, seed=cfg.seed, embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim,
+    return make_model(cfg.model, G.order, seed=cfg.seed, embed_dim=cfg.embed_dim, hidden_dim=cfg.model_hidden_dim,
                       element_perm=element_permutation(G, cfg.paper_order))
 
 
@@ -160,7 +160,7 @@ def model_from_weights(cfg: RunConfig, weights: dict[str, torch.Tensor], *, grou
                        device: str | torch.device = "cpu") -> GroupModel:
     """The model of ``cfg`` holding ``weights`` on ``device``, in eval mode."""
     G = get_group(cfg.spec) if group is None else group
-    model = make_model(cfg.model, G.order, seed=cfg.seed, embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim)
+    model = make_model(cfg.model, G.order, seed=cfg.seed, embed_dim=cfg.embed_dim, hidden_dim=cfg.model_hidden_dim)
     model.load_state_dict(weights)  # the init is overwritten, so the cheap unpermuted one will do
     return model.to(device).eval()
 

@@ -67,6 +67,7 @@ from rep_theory.training.rundir import checkpoint_path, resume_files, run_status
 from rep_theory.io import CorruptFileError, atomic_write_text, load_checked, save_checked
 from rep_theory.training.batched import BatchedModel, make_batched_model
 from rep_theory.training.models import GroupModel
+from rep_theory.training.routing import make_router
 
 __all__ = ["checkpoint_epochs", "train_runs", "train_run", "fit", "LOG_COLUMNS", "DEFAULT_RESUME_EVERY_S"]
 
@@ -228,12 +229,14 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
     seeds = [c.seed for c in cfgs]
     element_perm = element_permutation(G, cfg0.paper_order)
 
-    model = make_batched_model(cfg0.model, n, seeds=seeds, embed_dim=cfg0.embed_dim, hidden_dim=cfg0.hidden_dim,
-                               element_perm=element_perm)
+    model = make_batched_model(cfg0.model, n, seeds=seeds, embed_dim=cfg0.embed_dim,
+                               hidden_dim=cfg0.model_hidden_dim, element_perm=element_perm)
     for i, state in enumerate(batch.states):
         if state is not None:
             model.load_single_state_dict(i, state["model"])
     model.to(device)
+    if cfg0.route is not None:  # gradient routing: the same forward pass, a masked backward pass
+        model.router = make_router(cfg0, G, device, next(model.parameters()).dtype)
     trainable = [(attr, key) for attr, key in model._KEYS.items() if getattr(model, attr).requires_grad]
     params = [getattr(model, attr) for attr, _ in trainable]
     use_graph = cuda_graphs and device.type == "cuda"
