@@ -30,6 +30,7 @@ or :func:`rep_theory.io.save_checked` files; a dict with a ``"model"``/``"state_
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -107,6 +108,28 @@ class _Prefetch:
             if len(batch) == size or not pending:
                 yield batch
                 batch = []
+
+
+_SMALL_ELEMENTS = 1 << 20  # pairs x hidden of one checkpoint below which intra-op threads do not pay
+
+
+@contextlib.contextmanager
+def _one_thread_if_small(device: torch.device, elements: int):
+    """One torch intra-op thread while small checkpoints are evaluated on the CPU (restored after).
+
+    Their tensors are too small for intra-op parallelism to pay (a [576, 128] hidden layer for S4),
+    while a thread that is descheduled on a busy machine stalls every op at its barrier: on the
+    shared 2-core development machine, evaluating a 20k-epoch S4 run one checkpoint at a time took
+    30 s with torch's default 2 threads and 4.8 s with 1 (benchmarks/bench_eval.py).  The other
+    core loads the next checkpoints.
+    """
+    before = torch.get_num_threads()
+    if device.type == "cpu" and elements <= _SMALL_ELEMENTS and before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold: float = KEY_THRESHOLD,
@@ -210,7 +233,8 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
                     last_flush = time.monotonic()
         else:
             bar = tqdm(total=len(todo), desc=f"eval {run_dir.name}", unit="ckpt", disable=not progress)
-            with bar, _Prefetch(todo, dev, ahead=ckpt_batch) as loaded:
+            with bar, _Prefetch(todo, dev, ahead=ckpt_batch) as loaded, _one_thread_if_small(
+                    dev, G.order ** 2 * model.unembedding().shape[1]):
                 for batch in loaded.batches(ckpt_batch):
                     good, error = [], None
                     for epoch, _, future in batch:

@@ -27,8 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from rep_theory.analysis.bases import IrrepBases
-from rep_theory.analysis.metrics import (_CHUNK_BYTES, _STORE_BYTES, KEY_THRESHOLD, _aggregate_pairs,
-                                         product_kernel)
+from rep_theory.analysis.metrics import _CHUNK_BYTES, _STORE_BYTES, KEY_THRESHOLD, product_kernel
 
 __all__ = ["checkpoint_metrics_many", "ckpt_batch_size", "MAX_CKPT_BATCH"]
 
@@ -49,32 +48,50 @@ def ckpt_batch_size(n: int, hidden: int, n_train: int, *, budget: int = _BATCH_B
     return max(0, min(limit, budget // per_ckpt))
 
 
-def _forward(model, bases: IrrepBases, train_mask: torch.Tensor, chunk_size: int | None):
-    """Pass 1 of one checkpoint, computed exactly as ``checkpoint_metrics`` does (its own code).
+def _forward(model, bases: IrrepBases, chunk_size: int | None) -> dict[str, torch.Tensor]:
+    """The model-dependent part of one checkpoint, computed exactly as ``checkpoint_metrics`` does.
 
-    The model's float32 values (hidden layer, logits in the same row chunks: a matmul's rounding may
-    depend on its shape) and the float64 aggregates are bit for bit the one-by-one path's: the
-    excluded losses are small differences of O(1) terms and would amplify any rounding difference.
+    The model's float32 values (hidden layer; logits in the same row chunks, since a matmul's
+    rounding may depend on its shape) are bit for bit the one-by-one path's, and so are the squared
+    norms, summed chunk by chunk as ``metrics._aggregate_pairs`` sums them: the logit similarities
+    scale the tables of the excluded losses, which are small differences of O(1) terms and would
+    amplify a 1-ulp difference there to ~1e-10 of a late-training loss.
     """
     n, dev = bases.n, bases.device
     H = model.hidden_all_pairs().detach().to(dev)
     if H.shape[0] != n * n:
         raise ValueError(f"hidden_all_pairs() returned {H.shape[0]} rows; expected n^2 = {n * n} "
                          f"(group {bases.group.name})")
-    U64 = model.unembedding().detach().to(dev, torch.float64)
     if chunk_size is None:
         chunk_size = max(256, _CHUNK_BYTES // (8 * max(n, H.shape[1])))
-    agg = _aggregate_pairs(model, bases, H, U64, train_mask, chunk_size)
-    if agg.store is None:
-        raise ValueError("the training pairs' logits do not fit metrics._STORE_BYTES; use checkpoint_metrics")
-    return {"pair_loss": agg.pair_loss, "pair_correct": agg.pair_correct.double(), "h_left": agg.h_left,
-            "h_right": agg.h_right, "h_prod": agg.h_prod, "h_sq": agg.h_sq, "l_prod": agg.l_prod,
-            "l_sq": agg.l_sq, "train_centred": torch.cat([c for _, c, _ in agg.store]),
-            "readout": torch.cat([r for _, _, r in agg.store]), "U64": U64,
+    rows_per_chunk = max(1, chunk_size // n)
+    H64 = H.to(torch.float64)
+    logits = torch.empty((n * n, n), dtype=torch.float64, device=dev)
+    centred = torch.empty_like(logits)
+    h_sq = torch.zeros((), dtype=torch.float64, device=dev)
+    l_sq = torch.zeros((), dtype=torch.float64, device=dev)
+    for a0 in range(0, n, rows_per_chunk):
+        lo, hi = a0 * n, min(n, a0 + rows_per_chunk) * n
+        chunk = model.logits_from_hidden(H[lo:hi], torch.arange(lo, hi, device=dev)).to(torch.float64)
+        logits[lo:hi] = chunk
+        centred[lo:hi] = chunk - chunk.mean(-1, keepdim=True)
+        h_sq += torch.linalg.vector_norm(H64[lo:hi]).square()
+        l_sq += torch.linalg.vector_norm(centred[lo:hi]).square()
+    return {"H": H64, "logits": logits, "centred": centred, "h_sq": h_sq, "l_sq": l_sq,
+            "U64": model.unembedding().detach().to(dev, torch.float64),
             "E_left": model.embedding_left().detach().to(dev, torch.float64),
             "E_right": model.embedding_right().detach().to(dev, torch.float64),
             "ssw": torch.as_tensor(float(sum(p.detach().to(torch.float64).pow(2).sum() for p in model.parameters())),
                                    dtype=torch.float64)}
+
+
+def _sum_by_product(x: torch.Tensor, bases: IrrepBases) -> torch.Tensor:
+    """``[k, n, c]``: ``x [k, pair, c]`` summed over the pairs with each product (``IrrepBases.sum_by_product``
+    with a checkpoint axis: a gather along ``b = a^-1 g``, then a sum over ``a``)."""
+    k, _, c = x.shape
+    n = bases.n
+    index = bases.right_factor[None, :, :, None].expand(k, n, n, c)
+    return x.view(k, n, n, c).gather(2, index).sum(1)
 
 
 def _fve(x: torch.Tensor, Q: torch.Tensor, total_sq: torch.Tensor | None = None) -> torch.Tensor:
@@ -149,17 +166,26 @@ def checkpoint_metrics_many(model, states: Sequence[Mapping[str, torch.Tensor]],
         parts = []
         for state in states:
             model.load_state_dict(state)
-            parts.append(_forward(model, bases, train_mask, chunk_size))
-        # [k, ...] stacks: the checkpoint axis
-        stacked = {key: torch.stack([p[key] for p in parts]) for key in parts[0]}
+            parts.append(_forward(model, bases, chunk_size))
+        stacked = {key: torch.stack([p[key] for p in parts]) for key in parts[0]}   # [k, ...]
         del parts
         k = len(states)
-        pair_loss, pair_correct = stacked["pair_loss"], stacked["pair_correct"]
-        h_left, h_right, h_prod, h_sq = stacked["h_left"], stacked["h_right"], stacked["h_prod"], stacked["h_sq"]
-        l_prod, l_sq, U64 = stacked["l_prod"], stacked["l_sq"], stacked["U64"]
-        E_left, E_right, ssw = stacked["E_left"], stacked["E_right"], stacked["ssw"].tolist()
-        train_centred, readout = stacked["train_centred"], stacked["readout"]   # [k, m, n]
-        train_labels = bases.product[train_idx]
+        H, centred, U64 = stacked["H"], stacked["centred"], stacked["U64"]
+        h_sq, l_sq, E_left, E_right = stacked["h_sq"], stacked["l_sq"], stacked["E_left"], stacked["E_right"]
+        ssw = stacked["ssw"].tolist()
+        # pass 1 (metrics._aggregate_pairs) for all k at once; per-row values are the same ops
+        labels = bases.product
+        logits = stacked.pop("logits")
+        pair_loss = F.cross_entropy(logits.reshape(k * n_pairs, n), labels.repeat(k), reduction="none").view(k, n_pairs)
+        pair_correct = (logits.argmax(-1) == labels).double()
+        del logits
+        h_rows = H.view(k, n, n, -1)
+        h_left, h_right = h_rows.sum(2), h_rows.sum(1)                             # [k, n, hidden]
+        h_prod, l_prod = _sum_by_product(H, bases), _sum_by_product(centred, bases)
+        train_labels = labels[train_idx]
+        train_centred = centred[:, train_idx]                                      # [k, m, n]
+        readout = torch.matmul(H[:, train_idx], U64.transpose(1, 2))              # [k, m, n]
+        del stacked, H, centred, h_rows
         cols: dict[str, torch.Tensor] = {
             "train_loss": pair_loss[:, train_mask].mean(1),
             "test_loss": pair_loss[:, ~train_mask].mean(1) if has_test else torch.full((k,), math.nan, **f64),
