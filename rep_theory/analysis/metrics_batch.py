@@ -2,20 +2,27 @@
 
 Evaluating a run means ~600-700 checkpoints of the same architecture on the same group.  For small
 groups (S4: 576 pairs) :func:`rep_theory.analysis.metrics.checkpoint_metrics` spends most of its
-time in per-call overhead (hundreds of tiny float64 ops, one Python loop over the irreps), not in
+time in per-call overhead (hundreds of small float64 ops, a Python loop over the irreps), not in
 arithmetic.  Here the float64 part runs on a leading ``ckpt`` axis of ``k`` checkpoints: one op per
 metric for all ``k``.
 
-What is *not* batched, on purpose: the model's own float32 computation (hidden layer on all pairs,
-logits in the same row chunks, embeddings, unembedding) runs per checkpoint through the same model
-methods as the one-by-one path, so every float32 value is bit for bit the one
-``checkpoint_metrics`` sees; a batched float32 matmul may round differently, which would move the
-metrics by ~1e-7.  Everything after that is float64 and agrees with the one-by-one path to ~1e-13
-relative (only summation order differs).  ``tests/test_metrics_batch.py`` checks every metric.
+Kept per checkpoint, on purpose, so that the numbers are the one-by-one path's:
 
-Memory: ``k`` checkpoints hold ``[k, pair, hidden + 3 n]`` float64 blocks; :func:`ckpt_batch_size`
-picks ``k`` within a budget and returns 0 when even one checkpoint does not fit (large groups:
-use the chunked one-by-one path, which also wins there since arithmetic dominates).
+* the model's float32 computation (hidden layer on all pairs; logits in the same row chunks;
+  embeddings, unembedding) through the same model methods: a batched float32 matmul may round
+  differently, which would move the metrics by ~1e-7;
+* the squared norms of the hidden layer and the logits (summed chunk by chunk as there) and the
+  matmul of the excluded losses (one ``bmm`` per checkpoint; a 4-d ``matmul`` was seen to round
+  differently): the excluded losses are small differences of O(1) terms, so a 1-ulp change in
+  their tables moves a late-training loss by ~1e-10 relative.
+
+Everything else is float64 with another summation order: the metrics agree with the one-by-one
+path to ~1e-15 relative (``tests/test_metrics_batch.py`` checks every metric to 1e-10).
+
+Memory: ``k`` checkpoints hold ``[k, pair, hidden + 4 n]`` float64 blocks; :func:`ckpt_batch_size`
+picks ``k`` within a budget and returns 0 when even one checkpoint does not fit, or when the
+one-by-one path would recompute the training pairs' logits in its second pass (large groups: use
+the chunked one-by-one path, which also wins there since arithmetic dominates).
 """
 
 from __future__ import annotations
