@@ -19,6 +19,7 @@ from rep_theory.training.config import RunConfig
 from rep_theory.training.data import make_split
 from rep_theory.io import save_checked
 from rep_theory.analysis.metrics import checkpoint_metrics, metric_names
+from rep_theory.analysis.metrics_batch import checkpoint_metrics_many
 from rep_theory.training.models import make_model
 from rep_theory.analysis.run_figures import FIGURE_FILES
 from rep_theory.pipeline.reports import evaluate_and_draw
@@ -64,14 +65,19 @@ def _write_checkpoint(run_dir, epoch, state, style=0):
 
 @pytest.fixture
 def counted(monkeypatch):
-    """Counts the checkpoints evaluate_run computes."""
+    """Counts the checkpoints evaluate_run computes (one by one or several per pass)."""
     calls = []
 
     def counting(*args, **kwargs):
         calls.append(kwargs.get("epoch"))
         return checkpoint_metrics(*args, **kwargs)
 
+    def counting_many(*args, **kwargs):
+        calls.extend(kwargs.get("epochs"))
+        return checkpoint_metrics_many(*args, **kwargs)
+
     monkeypatch.setattr(E, "checkpoint_metrics", counting)
+    monkeypatch.setattr(E, "checkpoint_metrics_many", counting_many)
     return calls
 
 

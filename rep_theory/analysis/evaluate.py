@@ -31,11 +31,14 @@ or :func:`rep_theory.io.save_checked` files; a dict with a ``"model"``/``"state_
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -43,6 +46,7 @@ from tqdm.auto import tqdm
 from rep_theory.algebra.groups import get_group
 from rep_theory.analysis.metrics import (KEY_THRESHOLD, ORDER_RULES, ORDER_THRESHOLD, IrrepBases, checkpoint_metrics,
                                          learning_order, metric_names, select_key_irreps)
+from rep_theory.analysis.metrics_batch import checkpoint_metrics_many, ckpt_batch_size
 from rep_theory.device import resolve_device
 from rep_theory.io import atomic_write_json
 from rep_theory.training.config import load_config
@@ -69,10 +73,70 @@ def _rows_use_keys(rows: Sequence[dict[str, float]], key_irreps: Sequence[str]) 
     return True
 
 
+class _Prefetch:
+    """``(epoch, path, future of (stamp, weights))`` for ``todo`` in order, loaded by one background
+    thread at most ``ahead`` checkpoints ahead: reading, hashing and unpickling the next checkpoints
+    overlaps computing the current ones.  The stamp is taken before the load, as the one-by-one path
+    does (a file replaced in between then reads as changed, never as evaluated)."""
+
+    def __init__(self, todo: Sequence[tuple[int, Path]], device, *, ahead: int):
+        self._todo, self._device, self._ahead = list(todo), device, max(1, ahead)
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-load")
+
+    def _load(self, path: Path):
+        return file_stamp(path), load_weights(path, map_location=self._device)
+
+    def __enter__(self) -> "_Prefetch":
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        return False
+
+    def batches(self, size: int) -> Iterator[list]:
+        pending: deque = deque()
+        items = iter(self._todo)
+        batch = []
+        while True:
+            while len(pending) < size + self._ahead:
+                item = next(items, None)
+                if item is None:
+                    break
+                pending.append((item[0], item[1], self._pool.submit(self._load, item[1])))
+            if not pending:
+                break
+            batch.append(pending.popleft())
+            if len(batch) == size or not pending:
+                yield batch
+                batch = []
+
+
+_SMALL_ELEMENTS = 1 << 20  # pairs x hidden of one checkpoint below which intra-op threads do not pay
+
+
+@contextlib.contextmanager
+def _one_thread_if_small(device: torch.device, elements: int):
+    """One torch intra-op thread while small checkpoints are evaluated on the CPU (restored after).
+
+    Their tensors are too small for intra-op parallelism to pay (a [576, 128] hidden layer for S4),
+    while a thread that is descheduled on a busy machine stalls every op at its barrier: on the
+    shared 2-core development machine, evaluating a 20k-epoch S4 run one checkpoint at a time took
+    30 s with torch's default 2 threads and 4.8 s with 1 (benchmarks/bench_eval.py).  The other
+    core loads the next checkpoints.
+    """
+    before = torch.get_num_threads()
+    if device.type == "cpu" and elements <= _SMALL_ELEMENTS and before > 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold: float = KEY_THRESHOLD,
                  order_threshold: float = ORDER_THRESHOLD, device: str | torch.device | None = None,
                  progress: bool = True, chunk_size: int | None = None,
-                 order_rule: str = "package") -> dict[str, float]:
+                 order_rule: str = "package", ckpt_batch: int | None = None) -> dict[str, float]:
     """Evaluate one run directory (see the module docstring); returns the summary metrics.
 
     Parameters
@@ -87,6 +151,11 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         written to ``order_rule.txt`` beside ``key_reps_in_order.txt``.
     device
         ``None``/``"auto"``: CUDA when present, else CPU.
+    ckpt_batch
+        Checkpoints evaluated together (:func:`rep_theory.analysis.metrics_batch.checkpoint_metrics_many`,
+        the same numbers to ~1e-15), loaded by a background thread while the previous ones are
+        computed.  ``None``: as many as fit a memory budget, or 1 for large groups; ``1``: one by one
+        through :func:`rep_theory.analysis.metrics.checkpoint_metrics` (the reference path).
     """
     run_dir = Path(run_dir)
     cfg_path, final_path = run_dir / "cfg.json", run_dir / "model.pt"
@@ -153,15 +222,46 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         write_evaluation_record(run_dir, EvaluationRecord(model=model_stamp, checkpoints=dict(stamps),
                                                           key_irreps=list(key_irreps)))
 
+    model = None  # the batched path's one model of the run's architecture, reloaded per checkpoint
+    if todo and (ckpt_batch is None or ckpt_batch > 1):
+        model = model_from_weights(cfg, load_weights(final_path, map_location=dev), group=G, device=dev)
+        if ckpt_batch is None:
+            ckpt_batch = ckpt_batch_size(G.order, model.unembedding().shape[1], len(split.train))
     last_flush = time.monotonic()
     try:
-        for epoch, path in tqdm(todo, desc=f"eval {run_dir.name}", unit="ckpt", disable=not progress):
-            stamp = file_stamp(path)
-            rows[float(epoch)] = evaluate(path, epoch, key_irreps)
-            stamps[str(epoch)] = stamp
-            if time.monotonic() - last_flush > _FLUSH_SECONDS:
-                flush()
-                last_flush = time.monotonic()
+        if not todo or ckpt_batch <= 1:  # one checkpoint at a time: the reference path, and the one for large groups
+            for epoch, path in tqdm(todo, desc=f"eval {run_dir.name}", unit="ckpt", disable=not progress):
+                stamp = file_stamp(path)
+                rows[float(epoch)] = evaluate(path, epoch, key_irreps)
+                stamps[str(epoch)] = stamp
+                if time.monotonic() - last_flush > _FLUSH_SECONDS:
+                    flush()
+                    last_flush = time.monotonic()
+        else:
+            bar = tqdm(total=len(todo), desc=f"eval {run_dir.name}", unit="ckpt", disable=not progress)
+            with bar, _Prefetch(todo, dev, ahead=ckpt_batch) as loaded, _one_thread_if_small(
+                    dev, G.order ** 2 * model.unembedding().shape[1]):
+                for batch in loaded.batches(ckpt_batch):
+                    good, error = [], None
+                    for epoch, _, future in batch:
+                        try:
+                            good.append((epoch, *future.result()))
+                        except Exception as err:  # an unreadable checkpoint: compute the ones before it, then stop
+                            error = err
+                            break
+                    if good:
+                        results = checkpoint_metrics_many(
+                            model, [w for _, _, w in good], bases, train_pairs=split.train, key_irreps=key_irreps,
+                            key_threshold=key_threshold, epochs=[e for e, _, _ in good], chunk_size=chunk_size)
+                        for (epoch, stamp, _), row in zip(good, results):
+                            rows[float(epoch)] = row
+                            stamps[str(epoch)] = stamp
+                        bar.update(len(good))
+                    if error is not None:
+                        raise error
+                    if time.monotonic() - last_flush > _FLUSH_SECONDS:
+                        flush()
+                        last_flush = time.monotonic()
     finally:  # interrupted or failed: keep every row computed so far
         flush()
     history = sorted(rows.values(), key=lambda r: r["epoch"])

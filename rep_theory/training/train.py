@@ -19,7 +19,8 @@ Run directory::
 
     cfg.json                      the RunConfig (see rep_theory.training.config)
     checkpoints/epoch_<e>.pt      single-seed state dicts, checked files (sha256 header, atomic;
-                                  load with rep_theory.training.rundir.load_weights)
+                                  load with rep_theory.training.rundir.load_weights), written in
+                                  the background (rep_theory.training.checkpoint_writer)
     resume/state_<e>.pt           checksummed resume states (weights, AdamW state, epoch), newest two
     train_log.csv                 epoch,train_loss,test_loss,train_acc,test_acc
     model.pt                      final weights (a checked file); its presence marks the run finished
@@ -66,6 +67,7 @@ from rep_theory.training.losses import cross_entropy64, sum_cross_entropy64
 from rep_theory.training.rundir import checkpoint_path, resume_files, run_status
 from rep_theory.io import CorruptFileError, atomic_write_text, load_checked, save_checked
 from rep_theory.training.batched import BatchedModel, make_batched_model
+from rep_theory.training.checkpoint_writer import CheckpointWriter
 from rep_theory.training.models import GroupModel
 from rep_theory.training.routing import make_router
 
@@ -254,15 +256,16 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
     run_dirs = batch.run_dirs
 
     def write_checkpoints(epoch: int) -> None:
-        cpu = {attr: getattr(model, attr).detach().cpu() for attr in model._KEYS}
+        targets = []
         for i, run_dir in enumerate(run_dirs):
             path = checkpoint_path(run_dir, epoch)
             if epoch == start and start > 0 and path.exists():
                 continue  # written before the resume state this run restarted from
-            sd = {key: cpu[attr][i].clone() for attr, key in model._KEYS.items()}
-            save_checked(path, sd)
+            targets.append((path, i))
+        writer.write_seeds({key: getattr(model, attr) for attr, key in model._KEYS.items()}, targets)
 
     def write_resume(epoch: int) -> None:
+        writer.flush()  # a resume state on disk implies every checkpoint before it is too
         cpu = {attr: getattr(model, attr).detach().cpu() for attr in model._KEYS}
         opt_cpu = {}
         if epoch > 0:
@@ -301,6 +304,9 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
     desc = f"{cfg0.spec} {cfg0.model_short} seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}"
     bar = tqdm(total=E, initial=start, desc=desc, disable=not progress, dynamic_ncols=True, leave=True)
     last_resume = time.monotonic()
+    # checkpoints are written by a background thread (serialising, hashing and fsync off the
+    # training loop); it is flushed before every resume state and before model.pt
+    writer = CheckpointWriter() if run_dirs is not None else None
     try:
         with _GracefulStop() as stop:
             for epoch in range(start, E + 1):
@@ -325,10 +331,15 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
                 if epoch == E:
                     break
                 step()
+    except BaseException:
+        if writer is not None:
+            writer.close(raise_error=False)  # keep the checkpoints reached; do not mask the error
+        raise
     finally:
         bar.close()
 
     if run_dirs is not None:
+        writer.close()  # every checkpoint is on disk before model.pt marks the run finished
         cpu = {attr: getattr(model, attr).detach().cpu() for attr in model._KEYS}
         for i, run_dir in enumerate(run_dirs):
             sd = {key: cpu[attr][i].clone() for attr, key in model._KEYS.items()}

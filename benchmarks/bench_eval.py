@@ -1,0 +1,101 @@
+"""``evaluate_run`` of every checkpoint of a 20k-epoch S4 MLP run: one by one vs several per pass.
+
+Trains (once, cached in ``--run-dir``) an S4 MLP run with the paper's checkpoint schedule
+(``checkpoint_epochs(20000)``: 635 checkpoints) and the paper's widths unless ``--embed-dim`` /
+``--hidden-dim`` say otherwise, then times :func:`rep_theory.analysis.evaluate.evaluate_run` of
+all checkpoints in interleaved rounds:
+
+* ``one by one``: ``ckpt_batch=1``, the reference path (what ``rep-theory eval`` did before);
+* ``batched``: the default (``ckpt_batch=None``: many checkpoints per pass, loads prefetched).
+
+Each round evaluates a fresh copy of the run (no metrics.csv), so every checkpoint is computed.
+The two results are checked to agree on every metric.
+
+    python benchmarks/bench_eval.py                       # paper widths, 3 rounds
+    python benchmarks/bench_eval.py --hidden-dim 32 --embed-dim 64 --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from rep_theory.analysis.evaluate import evaluate_run
+from rep_theory.training.config import paper_defaults
+from rep_theory.training.rundir import list_checkpoints, new_run, read_metrics_csv, run_status
+from rep_theory.training.train import train_runs
+
+
+def _train(run_dir: Path, epochs: int, embed_dim: int, hidden_dim: int) -> Path:
+    cfg = paper_defaults("S4", "MLP", seed=1, num_epochs=epochs, embed_dim=embed_dim, hidden_dim=hidden_dim,
+                         device="cpu")
+    run = new_run(run_dir, cfg)
+    if run_status(run) != "finished":
+        t = time.perf_counter()
+        train_runs([run], "cpu", progress=False)
+        print(f"trained {run} in {time.perf_counter() - t:.0f} s")
+    return run
+
+
+def _time_eval(run: Path, scratch: Path, ckpt_batch: int | None) -> tuple[float, list[dict]]:
+    copy = scratch / f"copy_{ckpt_batch}"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("metrics.csv", "evaluation.json", "figures"))
+    t = time.perf_counter()
+    evaluate_run(copy, progress=False, device="cpu", ckpt_batch=ckpt_batch)
+    return time.perf_counter() - t, read_metrics_csv(copy / "metrics.csv")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run-dir", default=str(Path(tempfile.gettempdir()) / "rep_theory_bench_eval"),
+                        help="where the S4 run is trained once and kept")
+    parser.add_argument("--epochs", type=int, default=20_000)
+    parser.add_argument("--embed-dim", type=int, default=256)
+    parser.add_argument("--hidden-dim", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    root = Path(args.run_dir)
+    run = _train(root / f"S4_MLP_e{args.embed_dim}_h{args.hidden_dim}_{args.epochs}" / "S4_MLP_seed1",
+                 args.epochs, args.embed_dim, args.hidden_dim)
+    n_ckpt = len(list_checkpoints(run))
+    print(f"S4 MLP (embed {args.embed_dim}, hidden {args.hidden_dim}), {args.epochs} epochs, {n_ckpt} checkpoints; "
+          f"CPU, torch threads {torch.get_num_threads()}")
+    scratch = Path(tempfile.mkdtemp(prefix="bench_eval_"))
+    try:
+        times = {1: [], None: []}
+        worst = 0.0
+        for _ in range(args.rounds):  # interleaved: both paths see the same machine load
+            t_one, one = _time_eval(run, scratch, 1)
+            t_many, many = _time_eval(run, scratch, None)
+            times[1].append(t_one)
+            times[None].append(t_many)
+            for a, b in zip(one, many):
+                for key, value in a.items():
+                    if math.isfinite(value) and value != b[key]:
+                        worst = max(worst, abs(b[key] - value) / max(abs(value), 1e-15))
+        ratios = [a / b for a, b in zip(times[1], times[None])]
+        med_one, med_many = statistics.median(times[1]), statistics.median(times[None])
+        print(f"one by one (ckpt_batch=1): {med_one:7.2f} s  ({med_one / n_ckpt * 1e3:6.2f} ms/checkpoint)  "
+              f"rounds {', '.join(f'{t:.2f}' for t in times[1])}")
+        print(f"batched (default)        : {med_many:7.2f} s  ({med_many / n_ckpt * 1e3:6.2f} ms/checkpoint)  "
+              f"rounds {', '.join(f'{t:.2f}' for t in times[None])}")
+        print(f"speed-up: {statistics.median(ratios):.2f}x (median of per-round ratios "
+              f"{', '.join(f'{r:.2f}' for r in ratios)})")
+        print(f"largest relative difference over every metric of every checkpoint (|x| >= 1e-15 scale): {worst:.1e}")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
