@@ -234,3 +234,27 @@ def test_download_script_builds_locally(tmp_cache):
     assert run.returncode == 0, run.stderr
     assert run.stdout.count("computed") == 2
     assert [r["ok"] for r in verify_cache()] == [True, True]
+
+
+# --- trust: another version's file, and irreps verified before they are written ------------------------
+def test_a_file_written_by_another_version_is_rebuilt(tmp_cache):
+    from rep_theory.io import load_checked
+    G = get_group("S3")
+    fresh = compute_irreps(G)
+    cache.save_irreps(G, fresh)
+    path = cache.cache_path("S3")
+    payload = load_checked(path)
+    payload["package_version"] = "0.0.0-elsewhere"
+    save_checked(path, payload)
+    with pytest.warns(cache.CacheWarning, match="0.0.0-elsewhere"):
+        again = cache.cached_irreps(G, lambda: compute_irreps(G), verify_irreps)
+    assert _same(again, fresh)
+    assert load_checked(path)["package_version"] != "0.0.0-elsewhere"  # rewritten by this version
+
+
+def test_irreps_are_verified_before_they_are_cached(tmp_cache):
+    G = get_group("S3")
+    wrong = compute_irreps(G)[:-1]  # one irrep missing: not the complete list
+    with pytest.raises(ValueError, match="real classes"):
+        cache.cached_irreps(G, lambda: wrong, verify_irreps)
+    assert not cache.cache_path("S3").exists()
