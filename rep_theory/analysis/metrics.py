@@ -220,6 +220,18 @@ def shifted_cross_entropy_sums(base: torch.Tensor, labels: torch.Tensor, tables:
     return _ShiftedTables(tables).cross_entropy_sums(base, labels)
 
 
+def label_slots(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Group rows by label: row ``i`` goes to slot ``(group[i], rank[i])`` of a padded
+    ``[len(uniq), counts.max(), ...]`` tensor.  ``labels [m]`` -> ``(group [m], rank [m], uniq, counts)``."""
+    order = torch.argsort(labels, stable=True)
+    uniq, counts = torch.unique_consecutive(labels[order], return_counts=True)
+    sorted_group = torch.repeat_interleave(torch.arange(len(uniq), device=labels.device), counts)
+    sorted_rank = torch.arange(len(labels), device=labels.device) - (torch.cumsum(counts, 0) - counts)[sorted_group]
+    group, rank = torch.empty_like(order), torch.empty_like(order)
+    group[order], rank[order] = sorted_group, sorted_rank
+    return group, rank, uniq, counts
+
+
 class _ShiftedTables:
     """``tables [J, n, n]`` prepared once for :func:`shifted_cross_entropy_sums` over many row blocks."""
 
@@ -231,16 +243,9 @@ class _ShiftedTables:
 
     def cross_entropy_sums(self, base: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         n_rows, n = base.shape
-        dev = base.device
         if n_rows == 0:
             return base.new_zeros(self.tables.shape[0])
-        # group the rows by label: row i goes to slot (group[i], rank[i]) of a padded [U, max count, n]
-        order = torch.argsort(labels, stable=True)
-        uniq, counts = torch.unique_consecutive(labels[order], return_counts=True)
-        sorted_group = torch.repeat_interleave(torch.arange(len(uniq), device=dev), counts)
-        sorted_rank = torch.arange(n_rows, device=dev) - (torch.cumsum(counts, 0) - counts)[sorted_group]
-        group, rank = torch.empty_like(order), torch.empty_like(order)
-        group[order], rank[order] = sorted_group, sorted_rank
+        group, rank, uniq, counts = label_slots(labels)
         row_max = base.max(1).values                                        # [m]
         padded = base.new_empty((len(uniq), int(counts.max()), n))          # unused slots stay garbage:
         padded[group, rank] = torch.exp(base - row_max[:, None])            # rows of a matmul are independent

@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from rep_theory.analysis.bases import IrrepBases
-from rep_theory.analysis.metrics import _CHUNK_BYTES, _STORE_BYTES, KEY_THRESHOLD, product_kernel
+from rep_theory.analysis.metrics import _CHUNK_BYTES, _STORE_BYTES, KEY_THRESHOLD, label_slots, product_kernel
 
 __all__ = ["checkpoint_metrics_many", "ckpt_batch_size", "MAX_CKPT_BATCH"]
 
@@ -119,18 +119,12 @@ def _shifted_ce_sums(base: torch.Tensor, labels: torch.Tensor, tables: torch.Ten
     ``base [k, m, n]``, ``labels [m]`` (shared), ``tables [k, J, n, n]``; the same algorithm with a
     leading checkpoint axis (rows grouped by label once, one batched matmul)."""
     k, m, n = base.shape
-    dev = base.device
     if m == 0:
         return base.new_zeros((k, tables.shape[1]))
     shift = tables.min(3).values                                             # [k, J, n]
     exp_tables = torch.exp(shift[..., None] - tables)                        # [k, J, n, n], in (0, 1]
     diag_minus_shift = tables.diagonal(dim1=2, dim2=3) - shift               # [k, J, n]
-    order = torch.argsort(labels, stable=True)
-    uniq, counts = torch.unique_consecutive(labels[order], return_counts=True)
-    sorted_group = torch.repeat_interleave(torch.arange(len(uniq), device=dev), counts)
-    sorted_rank = torch.arange(m, device=dev) - (torch.cumsum(counts, 0) - counts)[sorted_group]
-    group, rank = torch.empty_like(order), torch.empty_like(order)
-    group[order], rank[order] = sorted_group, sorted_rank
+    group, rank, uniq, counts = label_slots(labels)
     row_max = base.max(2).values                                             # [k, m]
     padded = base.new_empty((k, len(uniq), int(counts.max()), n))            # unused slots stay garbage:
     padded[:, group, rank] = torch.exp(base - row_max[..., None])            # matmul rows are independent
