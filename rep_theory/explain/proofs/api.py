@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from rep_theory.algebra.groups import Group, get_group
 from rep_theory.explain.proofs.baselines import brute_proof, coset_proof, fit_coset, fit_gcr, gcr_proof
 from rep_theory.explain.proofs.core import Flops, Timer, VerifyResult, mlp_matrices
+from rep_theory.explain.proofs.fourier_proof import fit_fourier, fourier_proof
 from rep_theory.explain.proofs.rhofit import fit_rhoset
 from rep_theory.explain.proofs.rhoset import rhoset_proof
 from rep_theory.io import atomic_write_json
@@ -26,7 +27,7 @@ from rep_theory.training.rundir import load_run_model
 
 __all__ = ["METHODS", "verify", "verify_run", "verify_table", "format_verify_table", "VERIFY_DIR"]
 
-METHODS = ("brute", "gcr", "coset", "rhoset", "hybrid")
+METHODS = ("brute", "gcr", "coset", "rhoset", "hybrid", "fourier", "fourier_hybrid")
 """The verifiers, cheapest explanation last: see the modules of :mod:`rep_theory.explain.proofs`."""
 
 VERIFY_DIR = "verify"
@@ -70,6 +71,11 @@ def verify(model, G: Group | str, *, method: str = "rhoset", keep_mask: bool = T
             fit = fit_coset(G, L, R, U, **fit_options)
         with proof_timer:
             out = coset_proof(G, L, R, U, fit, flops)
+    elif method in ("fourier", "fourier_hybrid"):
+        with fit_timer:
+            fit = fit_fourier(G, L, R, U, **fit_options)
+        with proof_timer:
+            out = fourier_proof(G, L, R, U, fit, fallback=(method == "fourier_hybrid"), flops=flops)
     else:
         with fit_timer:
             interp = fit_rhoset(G, L, R, U, **fit_options)
