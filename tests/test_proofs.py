@@ -15,7 +15,7 @@ from rep_theory.explain.proofs import METHODS, fit_rhoset, planted_circuits_mlp,
 from rep_theory.explain.proofs.core import mlp_matrices
 from rep_theory.explain.proofs.rhoset import ideal_table
 
-FAST = ("brute", "gcr", "rhoset", "hybrid")
+FAST = ("brute", "gcr", "rhoset", "hybrid", "fourier", "fourier_hybrid")
 
 
 def check_sound(model, G, methods=METHODS) -> dict:

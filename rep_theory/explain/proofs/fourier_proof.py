@@ -15,7 +15,8 @@ sample of pairs; the other irreps are *the rest*.
 The proof, per pair (``O(|G|^2 m (sum_K d^2 + r))`` against brute force's ``O(|G|^3 m)``):
 
 1. ``h = relu(L[x] + R[y])`` and its two-way decomposition ``h = a(x) + b(y) + r(x, y)``
-   (``a`` the mean over ``y``, ``b`` the mean over ``x`` minus the grand mean);
+   (``a`` the mean over ``y``, computed in the proof; ``b`` the centred mean over a sample of
+   ``column_sample`` rows ``x``, part of the explanation: any ``a`` and ``b`` keep the proof sound);
 2. key irreps: ``C_rho`` exactly; ``C_rho = beta D + Delta`` with ``D = rho(x) Phihat rho(y)`` and
    ``Delta`` orthogonal to ``D``.  For ``z = x g y`` the key part of ``logit(xy) - logit(z)`` is
    ``sum_rho w_rho [beta_rho (phi_rho(e) - phi_rho(g)) + tr((rho(xy) - rho(xgy))^T Delta_rho)]`` with
@@ -24,14 +25,16 @@ The proof, per pair (``O(|G|^2 m (sum_K d^2 + r))`` against brute force's ``O(|G
    ``s_rho(g)^2 = 2d - 2 chi_rho(g) - (phi_rho(e) - phi_rho(g))^2 / ||Phihat_rho||^2``;
 3. the rest's readout ``U_rest`` (``U`` minus its trivial and key isotypic parts): ``U_rest a(x)``
    and ``U_rest b(y)`` are two ``[n, n]`` tables, so their part of the margin is bounded below by
-   ``T_a[x, xy] - max_z T_a[x, z] + T_b[y, xy] - max_z T_b[y, z]`` exactly; the residual's by
-   ``sqrt(2) ||U_rest r||_2``, and ``||U_rest r||^2 = r^T G r`` (``G = U_rest^T U_rest``) is bounded
+   ``T_a[x, xy] - max_z T_a[x, z] + T_b[y, xy] - max_z T_b[y, z]`` exactly; the residual's, for
+   ``z = x g y``, by ``||U_rest r||_2 f(g)`` with ``f(g)^2 = sum_{rho outside K, non-trivial}
+   w_rho ||I - rho(g)||_F^2`` (Cauchy-Schwarz over the irreps, then Plancherel:
+   ``sum_rho w_rho ||C_rho||^2 = ||U_rest r||^2``), and ``||U_rest r||^2 = r^T G r`` (``G = U_rest^T U_rest``) is bounded
    by its ``rank`` leading eigen-directions exactly plus ``mu`` times the squared norm left over
    (``mu`` certified numerically: ``mu (I - V V^T) - (G - V Lambda V^T)`` is positive semi-definite
    up to the ``tau`` that is added);
-4. the minimum over ``g != e`` of the key part is taken over the Pareto-minimal ``g`` only (for
-   ``beta >= 0`` a ``g`` whose ``phi`` gaps are all larger and ``s`` all smaller than another's cannot
-   be the minimum), a ``[pairs, 2|K|] @ [2|K|, P]`` product with ``P`` small.
+4. the minimum over ``g != e`` of the key and residual parts is taken over the Pareto-minimal ``g``
+   only (for ``beta >= 0`` a ``g`` whose ``phi`` gaps are all larger and ``s`` and ``f`` all smaller
+   than another's cannot be the minimum), a ``[pairs, 2|K| + 1] @ [2|K| + 1, P]`` product, ``P`` small.
 
 A pair is certified when the sum exceeds the rounding slack; pairs with some ``beta_rho < 0`` are
 not certified (``core_reversed``).  ``fourier_hybrid`` finishes every uncertified pair by brute force.
@@ -62,7 +65,8 @@ class FourierExplanation:
     weights : float64 ``[m, sum_K d^2 + rank]``   the key irreps' ``Uhat`` (flattened) then ``V``
     rest_readout : float64 ``[n, m]``   ``U_rest``
     eigvals : float64 ``[rank]``; mu, tau : float   the residual's quadratic-form bound
-    points : float64 ``[2 |K|, P]``   rows ``phi`` gap and ``-s`` per key irrep, columns the Pareto ``g``
+    points : float64 ``[2 |K| + 1, P]``   rows ``w phi`` gap and ``-w s`` per key irrep, then ``-f``;
+        columns the Pareto-minimal ``g``
     """
 
     key_irreps: list
@@ -73,6 +77,7 @@ class FourierExplanation:
     mu: float
     tau: float
     points: torch.Tensor
+    column_means: torch.Tensor
 
     def summary(self) -> dict:
         return {"key_irreps": list(self.key_irreps), "rank": int(self.eigvals.numel()), "mu": self.mu,
@@ -84,7 +89,8 @@ def _pair_index(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, key_irreps=None,
-                key_power: float = 0.05, rank: int = 16, sample: int = 2048, seed: int = 0) -> FourierExplanation:
+                key_power: float = 0.05, rank: int = 16, sample: int = 2048, column_sample: int = 16,
+                seed: int = 0) -> FourierExplanation:
     """Fit the explanation: key irreps, one core per key irrep (mean of ``rho(x)^T C rho(y)^T`` over
     ``sample`` random pairs), and the rest's quadratic-form bound of rank ``rank``."""
     n, m = U.shape
@@ -119,8 +125,13 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
         gap = phi[0] - phi
         s2 = 2 * d - 2 * irreps[k].character - (gap.pow(2) / norm2 if norm2 > 0 else 0.0)
         rows += [w[k] * gap, -w[k] * s2.clamp(min=0).sqrt()]
-    points = torch.stack(rows)[:, 1:] if rows else torch.zeros((0, n - 1), dtype=torch.float64)
-    points = _pareto(points)
+    # the rest's factor per g: sqrt(sum_{rho outside K and trivial} w_rho ||I - rho(g)||_F^2)
+    spread = torch.zeros(n, dtype=torch.float64)
+    for k in names[1:]:
+        if k not in key_irreps:
+            spread += w[k] * (2 * irreps[k].dim - 2 * irreps[k].character)
+    rows.append(-spread.clamp(min=0).sqrt())
+    points = _pareto(torch.stack(rows)[:, 1:])
     Gram = U_rest.T @ U_rest                                                 # [m, m]
     lam, V = torch.linalg.eigh(Gram)
     lam, V = lam.flip(0), V.flip(1)
@@ -132,8 +143,11 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
     worst = float(torch.linalg.eigvalsh((check + check.T) / 2)[0])
     tau = max(0.0, -worst) + 1e-12 * float(lam[0].abs()) + 1e-300
     weights = torch.cat([Uhat[k].reshape(m, -1) for k in key_irreps] + [V_r], dim=1)
+    rows = torch.randperm(n, generator=gen)[:min(n, column_sample)]
+    b = torch.relu(L[rows, None, :] + R[None, :, :]).mean(0)                # [y, m]
+    b = b - b.mean(0, keepdim=True)
     return FourierExplanation(list(key_irreps), cores, weights.contiguous(), U_rest.contiguous(), lam_r.clone(),
-                              mu, tau, points.contiguous())
+                              mu, tau, points.contiguous(), b.contiguous())
 
 
 def _pareto(points: torch.Tensor) -> torch.Tensor:
@@ -152,62 +166,71 @@ def _pareto(points: torch.Tensor) -> torch.Tensor:
 
 def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, fit: FourierExplanation, *,
                   fallback: bool, flops: Flops) -> dict:
-    """Run the proof; returns ``certified`` (bool ``[n, n]``), ``failures`` and ``details``."""
+    """Run the proof; returns ``certified`` (bool ``[n, n]``), ``failures`` and ``details``.
+
+    Works through blocks of ``x`` rows so that the ``[rows, n, m]`` hidden block stays in cache.
+    """
     n, m = L.shape
     irreps = {r.name: r for r in G.irreps()}
     table = G.table
-    X, Y = _pair_index(n)
-    h = torch.relu(L[:, None, :] + R[None, :, :])                           # [x, y, m]
-    a = h.mean(1)                                                            # [x, m]
-    b = h.mean(0)
-    b = b - b.mean(0, keepdim=True)                                          # [y, m]
-    flops.add("hidden", 2 * n * n * m)
-    flops.add("additive part", 2 * n * n * m + 2 * n * m)
-    hp = h.reshape(n * n, m)
-    P = hp @ fit.weights                                                     # [pairs, k]
-    flops.add("key coefficients and residual projections", 2 * n * n * m * fit.weights.shape[1])
-    # residual r = h - a[x] - b[y]: its projections and squared norm without materialising it
     rank = fit.eigvals.numel()
     kcols = fit.weights.shape[1] - rank
-    proj = P[:, kcols:] - (a @ fit.weights[:, kcols:])[X] - (b @ fit.weights[:, kcols:])[Y]
-    r = h - a[:, None, :] - b[None, :, :]
-    r2 = torch.einsum("xym,xym->xy", r, r).reshape(-1)
-    flops.add("residual", 3 * n * n * m + 2 * n * m * rank + 2 * n * n * rank)
-    quad = (proj.pow(2) * fit.eigvals).sum(1) + fit.mu * (r2 - proj.pow(2).sum(1)).clamp(min=0) + fit.tau * r2
-    rest = math.sqrt(2.0) * quad.clamp(min=0).sqrt()
-    flops.add("residual bound", n * n * (4 * rank + 6))
-    # the additive part of the rest, exactly from two [n, n] tables
-    Ta, Tb = a @ fit.rest_readout.T, b @ fit.rest_readout.T                 # [x, z], [y, z]
-    target = table.reshape(-1)
-    additive = (Ta[X, target] - Ta.amax(1)[X]) + (Tb[Y, target] - Tb.amax(1)[Y])
-    flops.add("additive bound", 2 * 2 * n * n * m + 2 * n * n + 4 * n * n)
-    # key irreps: beta and ||Delta|| per pair
-    coefs, reversed_ = [], torch.zeros(n * n, dtype=torch.bool)
-    col = 0
+    Wk, Wv = fit.weights[:, :kcols], fit.weights[:, kcols:]
+    b = fit.column_means                                                    # [y, m]
+    bV, Tb = b @ Wv, b @ fit.rest_readout.T                                  # [y, rank], [y, z]
+    bK = b @ Wk                                                              # [y, kcols]
+    Tb_part = Tb.gather(1, table.T.contiguous()).T - Tb.amax(1)[None, :]     # [x, y]: Tb[y, xy] - max_z Tb[y, z]
+    keys = []
     for k in fit.key_irreps:
         M = irreps[k].matrices
-        d = M.shape[1]
-        C = P[:, col:col + d * d].reshape(n * n, d, d)
-        col += d * d
         core = fit.cores[k]
-        norm2 = float(core.pow(2).sum())
-        D = torch.einsum("xab,ybc->xyac", M @ core, M).reshape(n * n, d, d)  # rho(x) Phihat rho(y)
-        beta = (C * D).sum((1, 2)) / norm2 if norm2 > 0 else torch.zeros(n * n, dtype=torch.float64)
-        delta = (C - beta[:, None, None] * D).flatten(1).norm(dim=1)
-        reversed_ |= beta < 0
-        coefs += [beta, delta]
-        flops.add("key cores", 2 * n * d ** 3 + 2 * n * n * d ** 3 + n * n * 6 * d * d)
-    if coefs:
-        key = (torch.stack(coefs, 1) @ fit.points).amin(1)                   # [pairs]
-        flops.add("key minimum", n * n * fit.points.shape[1] * (4 * len(fit.key_irreps) + 1))
-    else:
-        key = torch.zeros(n * n, dtype=torch.float64)
-    total = key + additive - rest
-    flops.add("certify", 4 * n * n)
+        keys.append((M, M @ core, float(core.pow(2).sum())))
+    rows = max(1, (1 << 21) // max(n * m, 1))
+    key = torch.empty((n, n), dtype=torch.float64)
+    rest = torch.empty((n, n), dtype=torch.float64)
+    additive = torch.empty((n, n), dtype=torch.float64)
+    reversed_ = torch.zeros((n, n), dtype=torch.bool)
+    for s in range(0, n, rows):
+        t = min(n, s + rows)
+        h = torch.relu(L[s:t, None, :] + R[None, :, :])                      # [r, y, m]
+        a = h.mean(1)                                                        # [r, m]
+        r = h - a[:, None, :] - b[None, :, :]
+        r2 = torch.einsum("xym,xym->xy", r, r)                               # [r, y]
+        proj = r.reshape(-1, m) @ Wv                                         # [r*y, rank]
+        quad = (proj.pow(2) @ fit.eigvals) + fit.mu * (r2.reshape(-1) - proj.pow(2).sum(1)).clamp(min=0) \
+            + fit.tau * r2.reshape(-1)
+        rest[s:t] = quad.clamp(min=0).sqrt().reshape(t - s, n)
+        Ta = a @ fit.rest_readout.T                                          # [r, z]
+        additive[s:t] = Ta.gather(1, table[s:t]) - Ta.amax(1, keepdim=True) + Tb_part[s:t]
+        coefs = []
+        if keys:
+            Ck = (h.reshape(-1, m) @ Wk).reshape(t - s, n, kcols)           # [r, y, kcols]
+            col = 0
+            for M, Mcore, norm2 in keys:
+                d = M.shape[1]
+                C = Ck[..., col:col + d * d].reshape(t - s, n, d, d)
+                col += d * d
+                D = torch.einsum("xab,ybc->xyac", Mcore[s:t], M)             # rho(x) Phihat rho(y)
+                beta = (C * D).sum((2, 3)) / norm2 if norm2 > 0 else torch.zeros((t - s, n), dtype=torch.float64)
+                delta = (C - beta[..., None, None] * D).flatten(2).norm(dim=2)
+                reversed_[s:t] |= beta < 0
+                coefs += [beta, delta]
+        coefs.append(rest[s:t])
+        key[s:t] = (torch.stack(coefs, -1) @ fit.points).amin(-1)
+    dsq = sum(M.shape[1] ** 2 for M, _, _ in keys)
+    flops.add("hidden", 2 * n * n * m)
+    flops.add("additive part", n * n * m + 2 * n * n * m + 2 * 2 * n * m * (n + rank + kcols))
+    flops.add("residual", 2 * n * n * m + 2 * n * n * m * rank + n * n * (4 * rank + 6))
+    flops.add("key coefficients", 2 * n * n * m * kcols)
+    flops.add("key cores", sum(2 * n * M.shape[1] ** 3 + 2 * n * n * M.shape[1] ** 3 for M, _, _ in keys)
+              + 6 * n * n * dsq)
+    flops.add("key minimum", n * n * fit.points.shape[1] * (4 * len(keys) + 2))
+    flops.add("additive bound", 2 * n * n + 4 * n * n + 2 * n * n)
+    total = key + additive
+    flops.add("certify", 3 * n * n)
     slack = rounding_slack(L, R, U, float(total.abs().max()) if n else 0.0, float(rest.max()) if n else 0.0)
-    certified = ((total > slack) & ~reversed_).reshape(n, n)
-    failures = {"core_reversed": int(reversed_.sum()),
-                "deviation": int((~certified.reshape(-1) & ~reversed_).sum())}
+    certified = (total > slack) & ~reversed_
+    failures = {"core_reversed": int(reversed_.sum()), "deviation": int((~certified & ~reversed_).sum())}
     details = {"rounding_slack": slack, "median_key_margin": float(key.median()),
                "median_additive": float(additive.median()), "median_residual_bound": float(rest.median()),
                "certified_by_explanation": int(certified.sum()), **fit.summary()}
