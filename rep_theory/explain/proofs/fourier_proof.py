@@ -45,7 +45,6 @@ Sound for any fitted core, key set and rank: the fit only decides how tight the 
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import torch
 
@@ -177,8 +176,7 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
     kcols = fit.weights.shape[1] - rank
     Wk, Wv = fit.weights[:, :kcols], fit.weights[:, kcols:]
     b = fit.column_means                                                    # [y, m]
-    bV, Tb = b @ Wv, b @ fit.rest_readout.T                                  # [y, rank], [y, z]
-    bK = b @ Wk                                                              # [y, kcols]
+    Tb = b @ fit.rest_readout.T                                              # [y, z]
     Tb_part = Tb.gather(1, table.T.contiguous()).T - Tb.amax(1)[None, :]     # [x, y]: Tb[y, xy] - max_z Tb[y, z]
     keys = []
     for k in fit.key_irreps:
