@@ -167,23 +167,24 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
                   fallback: bool, flops: Flops) -> dict:
     """Run the proof; returns ``certified`` (bool ``[n, n]``), ``failures`` and ``details``.
 
-    Works through blocks of ``x`` rows so that the ``[rows, n, m]`` hidden block stays in cache.
+    Works through blocks of ``x`` rows so that the ``[rows, n, m]`` hidden block (1 MiB) stays in cache;
+    the residual overwrites the hidden block once the one product with ``fit.weights`` has read it.
     """
     n, m = L.shape
     irreps = {r.name: r for r in G.irreps()}
     table = G.table
     rank = fit.eigvals.numel()
     kcols = fit.weights.shape[1] - rank
-    Wk, Wv = fit.weights[:, :kcols], fit.weights[:, kcols:]
+    Wv = fit.weights[:, kcols:]
     b = fit.column_means                                                    # [y, m]
-    Tb = b @ fit.rest_readout.T                                              # [y, z]
+    Tb, bV = b @ fit.rest_readout.T, b @ Wv                                  # [y, z], [y, rank]
     Tb_part = Tb.gather(1, table.T.contiguous()).T - Tb.amax(1)[None, :]     # [x, y]: Tb[y, xy] - max_z Tb[y, z]
     keys = []
     for k in fit.key_irreps:
         M = irreps[k].matrices
         core = fit.cores[k]
         keys.append((M, M @ core, float(core.pow(2).sum())))
-    rows = max(1, (1 << 21) // max(n * m, 1))
+    rows = max(1, (1 << 17) // max(n * m, 1))
     key = torch.empty((n, n), dtype=torch.float64)
     rest = torch.empty((n, n), dtype=torch.float64)
     additive = torch.empty((n, n), dtype=torch.float64)
@@ -191,18 +192,18 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
     for s in range(0, n, rows):
         t = min(n, s + rows)
         h = torch.relu(L[s:t, None, :] + R[None, :, :])                      # [r, y, m]
+        P = (h.reshape(-1, m) @ fit.weights).reshape(t - s, n, -1)          # [r, y, kcols + rank]
         a = h.mean(1)                                                        # [r, m]
-        r = h - a[:, None, :] - b[None, :, :]
-        r2 = torch.einsum("xym,xym->xy", r, r)                               # [r, y]
-        proj = r.reshape(-1, m) @ Wv                                         # [r*y, rank]
-        quad = (proj.pow(2) @ fit.eigvals) + fit.mu * (r2.reshape(-1) - proj.pow(2).sum(1)).clamp(min=0) \
-            + fit.tau * r2.reshape(-1)
+        r = h.sub_(a[:, None, :]).sub_(b[None, :, :])                        # the residual, in place of h
+        r2 = torch.einsum("xym,xym->xy", r, r).reshape(-1)                   # [r*y]
+        proj = (P[..., kcols:] - (a @ Wv)[:, None, :] - bV[None, :, :]).reshape(-1, rank)
+        quad = (proj.pow(2) @ fit.eigvals) + fit.mu * (r2 - proj.pow(2).sum(1)).clamp(min=0) + fit.tau * r2
         rest[s:t] = quad.clamp(min=0).sqrt().reshape(t - s, n)
         Ta = a @ fit.rest_readout.T                                          # [r, z]
         additive[s:t] = Ta.gather(1, table[s:t]) - Ta.amax(1, keepdim=True) + Tb_part[s:t]
         coefs = []
         if keys:
-            Ck = (h.reshape(-1, m) @ Wk).reshape(t - s, n, kcols)           # [r, y, kcols]
+            Ck = P[..., :kcols]                                              # [r, y, kcols]
             col = 0
             for M, Mcore, norm2 in keys:
                 d = M.shape[1]
