@@ -31,7 +31,8 @@ from rep_theory.algebra.groups import Group
 from rep_theory.algebra.rhosets import RhoSet, rho_set
 from rep_theory.training.models import OneLayerMLP
 
-__all__ = ["PlantedCircuit", "planted_rhoset_state", "planted_rhoset_mlp", "circuit_logits", "circuit_margin"]
+__all__ = ["PlantedCircuit", "planted_rhoset_state", "planted_rhoset_mlp", "circuit_functions", "circuit_logits",
+           "circuit_margin"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -53,8 +54,12 @@ class PlantedCircuit:
         return torch.stack([k // m, k % m], dim=1)
 
 
-def _functions(G: Group, rho, B: torch.Tensor, a: torch.Tensor):
-    """``(left [n, m^2], right [n, m^2], unembed [n, m^2])`` of the circuit with unit scale, float64."""
+def circuit_functions(G: Group, rho, B: torch.Tensor, a: torch.Tensor):
+    """``(left [n, m^2], right [n, m^2], unembed [n, m^2])`` of the circuit with unit scale, float64.
+
+    ``B [m, d]`` the rho-set, ``a [d]``; neuron ``i * m + i'`` is the pair ``(B[i], B[i'])``:
+    ``left[x] = b^T rho(x) a``, ``right[y] = -a^T rho(y) b'``, ``unembed[z] = -b^T rho(z) b'``.
+    """
     R = rho.matrices.to(torch.float64)
     m = B.shape[0]
     left = torch.einsum("ui,xij,j->xu", B, R, a)                             # b^T rho(x) a       [x, b]
@@ -102,11 +107,11 @@ def planted_rhoset_state(G: Group, irrep: str, *, b: torch.Tensor | None = None,
         gen = torch.Generator().manual_seed(seed)
         draws = [torch.randn(rho.dim, generator=gen, dtype=torch.float64) for _ in range(candidates)]
         draws = [x / x.norm() for x in draws]
-        a = max(draws, key=lambda x: circuit_margin(G, circuit_logits(*_functions(G, rho, B, x))))
+        a = max(draws, key=lambda x: circuit_margin(G, circuit_logits(*circuit_functions(G, rho, B, x))))
     a = torch.as_tensor(a, dtype=torch.float64)
     if a.shape != (rho.dim,):
         raise ValueError(f"a must have shape [{rho.dim}] for {irrep} of {G.name}, got {tuple(a.shape)}")
-    left, right, unembed = _functions(G, rho, B, a)
+    left, right, unembed = circuit_functions(G, rho, B, a)
     raw = circuit_margin(G, circuit_logits(left, right, unembed))
     if not raw > 1e-9:
         raise ValueError(f"the rho-set circuit of {irrep} on {G.name} (|B| = {rs.size}) does not separate the "

@@ -3,7 +3,10 @@
 ``f(z | x, y) = -sum_{b, b' in B} b^T rho(z) b' ReLU[b^T rho(x) a - a^T rho(y) b']`` realised with
 one hidden neuron per pair ``(b, b')`` (``embed = hidden = |B|^2``): ``W_x[x, (b,b')] = b^T rho(x) a``,
 ``W_y[y, (b,b')] = -a^T rho(y) b'``, ``W = [I; I]``, ``W_U[(b,b'), z] = -scale * b^T rho(z) b'``
-(Wu, Jaburi, Drori and Gross, ICLR 2025, arXiv 2410.07476, section 4).
+(Wu, Jaburi, Drori and Gross, ICLR 2025, arXiv 2410.07476, section 4).  Each circuit is
+:func:`rep_theory.explain.planted.circuit_functions` (one construction serves both): here ``a`` is a
+random unit vector and the scale is given, there ``a`` is chosen for the largest margin and the scale
+sets the margin.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import torch
 
 from rep_theory.algebra.groups import Group, get_group
+from rep_theory.explain.planted import circuit_functions
 from rep_theory.explain.proofs.rhofit import candidate_rho_sets
 from rep_theory.training.models import make_model
 
@@ -26,20 +30,15 @@ def planted_circuits_state(G: Group | str, irreps: dict, *, seed: int = 0, rho_s
     lefts, rights, reads = [], [], []
     for name, scale in irreps.items():
         rho = G.irrep(name)
-        M = rho.matrices
         candidates = candidate_rho_sets(G, rho)
         if not candidates:
             raise ValueError(f"{G.name}:{name} has no rho-set candidate (no one-dimensional fixed space)")
         B = candidates[rho_set % len(candidates)]
         a = torch.randn(rho.dim, generator=gen, dtype=torch.float64)
-        a = a / a.norm()
-        P = (M @ a) @ B.T                                                   # [n, k]  b^T rho(x) a
-        Q = (M.transpose(1, 2) @ a) @ B.T                                   # [n, k]  a^T rho(y) b'
-        q = torch.einsum("kd,nde,le->nkl", B, M, B)                         # [n, k, k]
-        k = B.shape[0]
-        lefts.append(P[:, :, None].expand(-1, k, k).reshape(G.order, -1))
-        rights.append(-Q[:, None, :].expand(-1, k, k).reshape(G.order, -1))
-        reads.append(-scale * q.reshape(G.order, -1).T)
+        left, right, unembed = circuit_functions(G, rho, B.to(torch.float64), a / a.norm())
+        lefts.append(left)
+        rights.append(right)
+        reads.append(scale * unembed.T)
     left, right, W_U = torch.cat(lefts, 1), torch.cat(rights, 1), torch.cat(reads, 0)
     eye = torch.eye(left.shape[1], dtype=torch.float64)
     return {"W_x": left.float(), "W_y": right.float(), "W": torch.cat([eye, eye]).float(), "W_U": W_U.float()}
