@@ -122,7 +122,10 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
         phi = (M * core).sum((1, 2))                                        # [n]
         norm2 = float(core.pow(2).sum())
         gap = phi[0] - phi
-        s2 = 2 * d - 2 * irreps[k].character - (gap.pow(2) / norm2 if norm2 > 0 else 0.0)
+        ratio = gap.pow(2) / norm2 if norm2 > 0 else torch.zeros_like(gap)
+        s2 = 2 * d - 2 * irreps[k].character - ratio
+        # s2 is a difference of O(d) terms: allow for its rounding so that s never falls below the truth
+        s2 = s2 + 1e-12 * (2 * d + 2 * irreps[k].character.abs() + ratio)
         rows += [w[k] * gap, -w[k] * s2.clamp(min=0).sqrt()]
     # the rest's factor per g: sqrt(sum_{rho outside K and trivial} w_rho ||I - rho(g)||_F^2)
     spread = torch.zeros(n, dtype=torch.float64)
