@@ -1,6 +1,6 @@
 """``rep-theory new`` and ``rep-theory train``: thin wrappers over :mod:`rep_theory.training.train`.
 
-    rep-theory new RUN_DIR --group SPEC --model {MLP,T,B} --seed K [--epochs E] [--frac-train F]
+    rep-theory new RUN_DIR --group SPEC --model {MLP,T,B,Wu} --seed K [--epochs E] [--frac-train F]
                    [--lr X] [--weight-decay X] [--embed-dim E] [--hidden-dim H]
                    [--route-irrep NAME | --route-subgroup NAME --route-units K [--route-expand E] ...]
     rep-theory train RUN_DIR [RUN_DIR ...] [--device D]
@@ -25,7 +25,7 @@ def register(subparsers) -> None:
                     "refuses to overwrite a different existing cfg.json.")
     new.add_argument("run_dir", metavar="RUN_DIR")
     new.add_argument("--group", required=True, metavar="SPEC", help="group spec, e.g. S5, C113, D59, C4xC6")
-    new.add_argument("--model", required=True, choices=sorted(MODEL_SHORT_NAMES), help="MLP, T (transformer) or B (bilinear)")
+    new.add_argument("--model", required=True, choices=sorted(MODEL_SHORT_NAMES), help="MLP, T (transformer), B (bilinear) or Wu (Wu et al.'s MLP and recipe)")
     new.add_argument("--seed", required=True, type=int, metavar="K")
     new.add_argument("--epochs", type=int, metavar="E", help="number of full-batch epochs")
     new.add_argument("--frac-train", type=float, metavar="F", help="fraction of pairs used for training")

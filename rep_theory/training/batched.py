@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from rep_theory.training.models import (_DEFAULT_CHUNK_ELEMENTS, IGNORED_PAPER_KEYS, BilinearNet, GroupModel,
-                                        OneLayerMLP, Transformer, width_args)
+                                        OneLayerMLP, Transformer, WuMLP, width_args)
 
-__all__ = ["BatchedModel", "BatchedOneLayerMLP", "BatchedTransformer", "BatchedBilinearNet",
+__all__ = ["BatchedModel", "BatchedOneLayerMLP", "BatchedTransformer", "BatchedBilinearNet", "BatchedWuMLP",
            "make_batched_model", "BATCHED_MODELS"]
 
 
@@ -251,6 +251,28 @@ class BatchedBilinearNet(BatchedModel):
         return torch.bmm(_gather_rows(self.W_x, a) * _gather_rows(self.W_y, b), self.W_U)
 
 
+class BatchedWuMLP(BatchedModel):
+    """``WuMLP`` for several seeds at once: ``hidden = relu(W_l[a] + W_r[b])`` by the fused gather of the MLP."""
+
+    _KEYS = {"W_l": "W_l", "W_r": "W_r", "W_U": "W_U"}
+    single_class = WuMLP
+
+    def __init__(self, n: int, hidden_dim: int = 128, *, seeds: Sequence[int],
+                 element_perm: torch.Tensor | None = None, _singles: Sequence[GroupModel] | None = None):
+        singles = _singles or [WuMLP(n, hidden_dim, seed=s, element_perm=element_perm) for s in seeds]
+        super().__init__(singles, seeds)
+
+    def _args_of(self, single):
+        return {"hidden_dim": single.hidden_dim}
+
+    @classmethod
+    def from_single(cls, models, seeds):
+        return cls(models[0].n, models[0].hidden_dim, seeds=seeds, _singles=models)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return torch.bmm(_PairHidden.apply(self.W_l, self.W_r, a, b), self.W_U)
+
+
 class BatchedTransformer(BatchedModel):
     """``Transformer`` for several seeds at once, evaluated at the last position only.
 
@@ -315,7 +337,8 @@ class BatchedTransformer(BatchedModel):
 
 
 BATCHED_MODELS: dict[str, type[BatchedModel]] = {
-    "OneLayerMLP": BatchedOneLayerMLP, "Transformer": BatchedTransformer, "BilinearNet": BatchedBilinearNet}
+    "OneLayerMLP": BatchedOneLayerMLP, "Transformer": BatchedTransformer, "BilinearNet": BatchedBilinearNet,
+    "WuMLP": BatchedWuMLP}
 """Canonical model name -> seed-batched class."""
 
 

@@ -11,7 +11,8 @@ and :meth:`RunConfig.to_dict` writes those keys back with the same values (plus 
 :func:`rep_theory.algebra.groups.get_group`); the paper's families (``CyclicGroup``, ``DihedralGroup``,
 ``SymmetricGroup``, ``AlternatingGroup`` with ``group_parameter``) are read and written in the
 paper's form, any other group as ``"group": "<spec>"``.  Models: ``"OneLayerMLP"``,
-``"Transformer"``, ``"BilinearNet"`` (short forms ``"MLP"``, ``"T"``, ``"B"`` accepted).
+``"Transformer"``, ``"BilinearNet"`` (short forms ``"MLP"``, ``"T"``, ``"B"`` accepted) and
+``"WuMLP"`` (``"Wu"``; Wu et al.'s recipe, :data:`WU_RECIPE`, :func:`wu_recipe`).
 
 Validation happens in ``__post_init__`` (no seeding, logging, I/O or device probing): every error
 names the field, the value and what was expected.
@@ -39,18 +40,29 @@ from rep_theory.algebra.groups import canonical_spec, spec_order
 from rep_theory.checks import check_float, check_int
 from rep_theory.training.route_spec import RouteSpec, parse_route
 
-__all__ = ["RunConfig", "paper_defaults", "MODEL_NAMES", "MODEL_SHORT_NAMES", "PAPER_GROUP_FAMILIES",
+__all__ = ["RunConfig", "paper_defaults", "wu_recipe", "WU_RECIPE", "OPTIMIZERS", "MODEL_NAMES", "MODEL_SHORT_NAMES", "PAPER_GROUP_FAMILIES",
            "PAPER_GRID", "load_config", "group_spec", "model_short_name", "PAPER_EXTRA_KEYS"]
 
-MODEL_NAMES = ("OneLayerMLP", "Transformer", "BilinearNet")
+MODEL_NAMES = ("OneLayerMLP", "Transformer", "BilinearNet", "WuMLP")
 """Canonical model names (the paper's class names)."""
 
-MODEL_SHORT_NAMES = {"MLP": "OneLayerMLP", "T": "Transformer", "B": "BilinearNet"}
+MODEL_SHORT_NAMES = {"MLP": "OneLayerMLP", "T": "Transformer", "B": "BilinearNet", "Wu": "WuMLP"}
 """Short name (run directories, CLI) -> canonical model name."""
 
 _MODEL_TO_SHORT = {v: k for k, v in MODEL_SHORT_NAMES.items()}
 _MODEL_ALIASES = {"mlp": "OneLayerMLP", "onelayermlp": "OneLayerMLP", "transformer": "Transformer",
-                  "bilinear": "BilinearNet", "bilinearnet": "BilinearNet"}
+                  "bilinear": "BilinearNet", "bilinearnet": "BilinearNet", "wu": "WuMLP", "wumlp": "WuMLP"}
+
+OPTIMIZERS = ("adamw", "adam")
+"""``adamw``: ``torch.optim.AdamW`` (decoupled weight decay, the paper's); ``adam``: ``torch.optim.Adam``,
+whose ``weight_decay`` adds ``weight_decay * w`` to the gradient (L2, as Wu et al.'s code)."""
+
+WU_RECIPE: dict[str, Any] = dict(model="WuMLP", frac_train=0.4, hidden_dim=128, optimizer="adam", lr=1e-2,
+                                 weight_decay=2e-4, betas=(0.9, 0.98), num_epochs=5000)
+"""Wu, Jaburi, Drori and Gross (ICLR 2025, arXiv 2410.07476): 128 neurons, 40% of the pairs, and the
+optimiser defaults of their training code (Adam with L2 weight decay 2e-4, lr 1e-2, betas (0.9, 0.98),
+full batch); ``num_epochs`` is our choice (their paper states none that we could find), measured to
+generalise on S4 and A4 (``benchmarks/bench_verify_wu.py``)."""
 
 PAPER_EXTRA_KEYS = {"epochs": "the paper's S6_MLP_seed2-4 carry a stale 'epochs' beside 'num_epochs'; "
                               "num_epochs is what they trained"}
@@ -80,8 +92,9 @@ PAPER_GRID: dict[tuple[str, str], tuple[float, int]] = {
 }
 """``(spec, model) -> (frac_train, num_epochs)`` of the paper's training grid (DESIGN.md)."""
 
-_DEFAULT_FRAC = {"OneLayerMLP": 0.4, "Transformer": 0.4, "BilinearNet": 0.4}
-_DEFAULT_EPOCHS = {"OneLayerMLP": 250_000, "Transformer": 50_000, "BilinearNet": 250_000}
+_DEFAULT_FRAC = {"OneLayerMLP": 0.4, "Transformer": 0.4, "BilinearNet": 0.4, "WuMLP": WU_RECIPE["frac_train"]}
+_DEFAULT_EPOCHS = {"OneLayerMLP": 250_000, "Transformer": 50_000, "BilinearNet": 250_000,
+                   "WuMLP": WU_RECIPE["num_epochs"]}
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -97,7 +110,8 @@ class RunConfig:
         The paper's form ``group="SymmetricGroup", group_parameter=5`` is accepted and folded
         into the spec.
     model : str
-        ``"OneLayerMLP"`` | ``"Transformer"`` | ``"BilinearNet"`` (``"MLP"``, ``"T"``, ``"B"`` accepted).
+        ``"OneLayerMLP"`` | ``"Transformer"`` | ``"BilinearNet"`` | ``"WuMLP"`` (``"MLP"``, ``"T"``, ``"B"``,
+        ``"Wu"`` accepted).
     seed : int
         Seeds both the train/test split and the initialisation (each with its own generator,
         exactly as the paper's ``torch.manual_seed(seed)`` did).
@@ -107,11 +121,11 @@ class RunConfig:
     num_epochs : int
         Number of full-batch optimizer steps (>= 1).
     lr : float
-        AdamW learning rate (> 0).
+        Learning rate (> 0).
     weight_decay : float
-        AdamW (decoupled) weight decay (>= 0).
+        Weight decay (>= 0): decoupled for AdamW, an L2 term in the gradient for Adam.
     betas : tuple of two floats
-        AdamW betas, each in [0, 1).
+        Adam(W) betas, each in [0, 1).
     embed_dim : int
         MLP / bilinear embedding width (``layers.embed_dim`` in cfg.json; unused by the Transformer,
         whose widths are fixed at the paper's d_model 128, 4 heads of 32, d_mlp 512).
@@ -136,6 +150,9 @@ class RunConfig:
         ``None`` (the default) trains exactly as without the option, and cfg.json then has no
         ``route`` key.  A route with ``expand`` builds ``hidden_dim + expand`` hidden units
         (:attr:`model_hidden_dim`).
+    optimizer : str
+        ``"adamw"`` (the default, the paper's) or ``"adam"`` (:data:`OPTIMIZERS`); cfg.json holds an
+        ``optimizer`` key only when it is not ``"adamw"``.
     """
 
     group: str
@@ -155,6 +172,7 @@ class RunConfig:
     num_checkpoints: int = 1000
     version: str = field(default=__version__, compare=False)
     route: RouteSpec | None = None
+    optimizer: str = "adamw"
 
     def __post_init__(self) -> None:
         set_ = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731 (frozen)
@@ -192,6 +210,8 @@ class RunConfig:
             raise TypeError(f"paper_order must be a bool, got paper_order={self.paper_order!r}")
         if not isinstance(self.version, str):
             raise TypeError(f"version must be a string, got version={self.version!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be one of {list(OPTIMIZERS)}, got optimizer={self.optimizer!r}")
         set_("route", parse_route(self.route, hidden_dim=self.hidden_dim, model=self.model))
         n = spec_order(self.group)  # parsed, never built: validation stays cheap
         if int(frac * n * n) < 1 or int(frac * n * n) >= n * n:
@@ -261,6 +281,8 @@ class RunConfig:
             d["num_checkpoints"] = self.num_checkpoints
         if self.route is not None:
             d["route"] = self.route.to_dict()
+        if self.optimizer != "adamw":  # implicit by default, so older cfg.json files compare equal
+            d["optimizer"] = self.optimizer
         return d
 
     @classmethod
@@ -270,7 +292,7 @@ class RunConfig:
             raise TypeError(f"a run config must be a mapping, got {type(d).__name__}")
         known = {"lr", "num_epochs", "weight_decay", "betas", "layers", "model", "group",
                  "group_parameter", "frac_train", "seed", "device", "log_every", "paper_order",
-                 "version", "embed_dim", "hidden_dim", "num_checkpoints", "route"}
+                 "version", "embed_dim", "hidden_dim", "num_checkpoints", "route", "optimizer"}
         extra = sorted(set(d) & set(PAPER_EXTRA_KEYS))
         if extra:
             warnings.warn(f"run config: ignoring the paper's extra key(s) {extra} "
@@ -304,6 +326,7 @@ def paper_defaults(spec: str, model: str, *, seed: int = 1, **overrides) -> RunC
 
     Shared: AdamW lr 1e-3, weight decay 1, betas (0.9, 0.98), embed 256, hidden 128.  Groups
     outside the paper's grid get frac_train 0.4 and 250k epochs (MLP, bilinear) or 50k (Transformer).
+    ``model="WuMLP"`` gives Wu et al.'s recipe instead (:data:`WU_RECIPE`, any group).
 
     >>> paper_defaults("D59", "T").num_epochs
     100000
@@ -315,11 +338,24 @@ def paper_defaults(spec: str, model: str, *, seed: int = 1, **overrides) -> RunC
     frac, epochs = PAPER_GRID.get((canonical, model), (_DEFAULT_FRAC[model], _DEFAULT_EPOCHS[model]))
     base = dict(group=canonical, model=model, seed=seed, frac_train=frac, num_epochs=epochs, lr=1e-3,
                 weight_decay=1.0, betas=(0.9, 0.98), embed_dim=256, hidden_dim=128)
+    if model == "WuMLP":
+        base.update(WU_RECIPE)
     unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(RunConfig)})
     if unknown:
         raise ValueError(f"unknown RunConfig field(s) in overrides: {unknown}")
     base.update(overrides)
     return RunConfig(**base)
+
+
+def wu_recipe(spec: str, *, seed: int = 1, **overrides) -> RunConfig:
+    """Wu et al.'s recipe (:data:`WU_RECIPE`) on group ``spec``, with ``overrides``; the same as
+    ``paper_defaults(spec, "WuMLP", ...)``.
+
+    >>> cfg = wu_recipe("S4", seed=2)
+    >>> cfg.model, cfg.frac_train, cfg.hidden_dim, cfg.optimizer, cfg.lr, cfg.run_name
+    ('WuMLP', 0.4, 128, 'adam', 0.01, 'S4_Wu_seed2')
+    """
+    return paper_defaults(spec, "WuMLP", seed=seed, **overrides)
 
 
 # --- validation helpers ---------------------------------------------------------------------------

@@ -35,6 +35,11 @@ Hook points as TransformerLens: ``hook_embed``, ``hook_pos_embed``, ``blocks.0.h
 ``BilinearNet(n, embed_dim)``: ``logits = (W_x[a] * W_y[b]) @ W_U``, ``W_U [embed, n]``, all
 / sqrt(embed); hook point ``hidden``.
 
+``WuMLP(n, hidden_dim)``: Wu, Jaburi, Drori and Gross's network (ICLR 2025, arXiv 2410.07476),
+``logits = relu(W_l[a] + W_r[b]) @ W_U`` with ``W_l, W_r [n, hidden]``, ``W_U [hidden, n]``, no
+embedding layer, no biases.  Init (their code's ``MLP4``): ``W_l, W_r`` standard normal, ``W_U``
+uniform in ``+-1/sqrt(hidden)``.  Hook point ``hidden`` (post-ReLU), as ``OneLayerMLP``.
+
 Every single-seed model offers what the metrics read: ``n``, ``hidden_hook_name``,
 ``embedding_left()`` / ``embedding_right()`` ``[n, hidden]``, ``unembedding()`` ``[n, hidden]``,
 ``hidden_all_pairs()`` ``[pair, hidden]``, ``logits_all_pairs()`` ``[pair, n]`` and
@@ -56,7 +61,7 @@ from torch import nn
 from rep_theory.checks import check_int
 from rep_theory.training.hooks import HookedRootModule, HookPoint
 
-__all__ = ["GroupModel", "OneLayerMLP", "Transformer", "BilinearNet", "make_model", "SINGLE_MODELS",
+__all__ = ["GroupModel", "OneLayerMLP", "Transformer", "BilinearNet", "WuMLP", "make_model", "SINGLE_MODELS",
            "IGNORED_PAPER_KEYS"]
 
 IGNORED_PAPER_KEYS = ("x_embed", "y_embed", "blocks.0.attn.mask", "blocks.0.attn.IGNORE")
@@ -241,6 +246,44 @@ class BilinearNet(GroupModel):
         return hidden @ self.W_U
 
 
+class WuMLP(GroupModel):
+    """Wu et al.'s one-hidden-layer MLP: ``logits = relu(W_l[a] + W_r[b]) @ W_U`` (see the module docstring)."""
+
+    hidden_hook_name = "hidden"
+
+    def __init__(self, n: int, hidden_dim: int = 128, *, seed: int = 0, element_perm: torch.Tensor | None = None):
+        super().__init__()
+        self.n = check_int("n", n, low=1)
+        self.hidden_dim = check_int("hidden_dim", hidden_dim, low=1)
+        perm = _check_element_perm(element_perm, n)
+        g = _generator(seed)
+        m = hidden_dim
+        W_l = torch.randn(n, m, generator=g)
+        W_r = torch.randn(n, m, generator=g)
+        bound = 1.0 / math.sqrt(m)
+        W_U = (torch.rand(m, n, generator=g) * 2 - 1) * bound
+        self.W_l = nn.Parameter(_reorder_rows(W_l, perm))                  # [n, hidden]
+        self.W_r = nn.Parameter(_reorder_rows(W_r, perm))                  # [n, hidden]
+        self.W_U = nn.Parameter(_reorder_rows(W_U.T, perm).T.contiguous())  # [hidden, n]
+        self.hidden = HookPoint()  # [batch, hidden], post-ReLU
+        self.setup()
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.hidden(F.relu(self.W_l[a] + self.W_r[b])) @ self.W_U
+
+    def embedding_left(self) -> torch.Tensor:
+        return self.W_l
+
+    def embedding_right(self) -> torch.Tensor:
+        return self.W_r
+
+    def unembedding(self) -> torch.Tensor:
+        return self.W_U.T
+
+    def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.W_U
+
+
 # --- transformer components (TransformerLens names) -------------------------------------------------
 class _Embed(nn.Module):
     def __init__(self, d_vocab: int, d_model: int):
@@ -402,13 +445,14 @@ class Transformer(GroupModel):
 
 
 SINGLE_MODELS: dict[str, type[GroupModel]] = {
-    "OneLayerMLP": OneLayerMLP, "Transformer": Transformer, "BilinearNet": BilinearNet}
+    "OneLayerMLP": OneLayerMLP, "Transformer": Transformer, "BilinearNet": BilinearNet, "WuMLP": WuMLP}
 """Canonical model name -> single-seed class."""
 
 
 def width_args(model: str, embed_dim: int, hidden_dim: int, known) -> tuple[int, ...]:
     """Positional width arguments of each architecture (the transformer's widths are fixed)."""
-    widths = {"OneLayerMLP": (embed_dim, hidden_dim), "Transformer": (), "BilinearNet": (embed_dim,)}
+    widths = {"OneLayerMLP": (embed_dim, hidden_dim), "Transformer": (), "BilinearNet": (embed_dim,),
+              "WuMLP": (hidden_dim,)}
     if model not in widths or model not in known:
         raise ValueError(f"unknown model {model!r}; expected one of {list(known)}")
     return widths[model]

@@ -5,7 +5,8 @@ What a run does (one run directory = one seed of one model on one group):
 * data: the paper's split (:func:`rep_theory.training.data.make_split`); init: the paper's for the seed
   (:mod:`rep_theory.training.models`); with ``paper_order`` (default) both are drawn over the paper's
   element order for S5/S6/A5, so seed k trains the paper's run k;
-* optimizer: ``torch.optim.AdamW(lr, betas, weight_decay)`` on the full training set every epoch;
+* optimizer: ``torch.optim.AdamW(lr, betas, weight_decay)`` (``Adam`` with ``optimizer="adam"``) on the
+  full training set every epoch;
   the loss is the paper's cross-entropy computed in float64 (``logits.to(float64)``, log-softmax);
 * epochs: "epoch e" means the weights after e optimizer steps (epoch 0 is the initialisation);
   checkpoints are written at epoch 0, the 1000 log-spaced integer epochs of the paper
@@ -242,8 +243,9 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
     trainable = [(attr, key) for attr, key in model._KEYS.items() if getattr(model, attr).requires_grad]
     params = [getattr(model, attr) for attr, _ in trainable]
     use_graph = cuda_graphs and device.type == "cuda"
-    optimizer = torch.optim.AdamW(params, lr=cfg0.lr, betas=cfg0.betas, weight_decay=cfg0.weight_decay,
-                                  capturable=use_graph)
+    opt_class = torch.optim.Adam if cfg0.optimizer == "adam" else torch.optim.AdamW
+    optimizer = opt_class(params, lr=cfg0.lr, betas=cfg0.betas, weight_decay=cfg0.weight_decay,
+                          capturable=use_graph)
     start = batch.start_epoch
     if start > 0:
         _load_optimizer(optimizer, params, trainable, [s["optimizer"] for s in batch.states], start)

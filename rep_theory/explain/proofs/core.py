@@ -115,11 +115,23 @@ def mlp_matrices(model, flops: Flops | None = None) -> tuple[torch.Tensor, torch
     """``(L, R, U)``, each float64 ``[n, m]``, of a :class:`~rep_theory.training.models.OneLayerMLP`.
 
     The verifiers read only these (``logit(z|x,y) = sum_i U[z,i] relu(L[x,i] + R[y,i])``); the
-    products cost ``2 n e m`` each, recorded under ``"embed"`` in ``flops``.
+    products cost ``2 n e m`` each, recorded under ``"embed"`` in ``flops``.  A
+    :class:`~rep_theory.training.models.WuMLP` (weights ``W_l, W_r [n, m]``, ``W_U [m, n]``) gives
+    ``(W_l, W_r, W_U^T)`` at no cost.
     """
+    wu = ("W_l", "W_r", "W_U")
+    if all(hasattr(model, k) for k in wu) and not hasattr(model, "W_x"):
+        with torch.no_grad():
+            W_l, W_r, W_U = (getattr(model, k).detach().to("cpu", torch.float64) for k in wu)
+        n, m = W_l.shape
+        if W_r.shape != (n, m) or W_U.shape != (m, n):
+            raise ValueError(f"inconsistent WuMLP shapes: W_l {tuple(W_l.shape)}, W_r {tuple(W_r.shape)}, "
+                             f"W_U {tuple(W_U.shape)}; expected W_r [{n}, {m}] and W_U [{m}, {n}]")
+        return W_l, W_r, W_U.T.contiguous()
     needed = ("W_x", "W_y", "W", "W_U")
     if not all(hasattr(model, k) for k in needed) or hasattr(model, "blocks"):
-        raise TypeError(f"the verifiers handle OneLayerMLP networks (weights {needed}); got {type(model).__name__}")
+        raise TypeError(f"the verifiers handle OneLayerMLP (weights {needed}) and WuMLP (weights {wu}) "
+                        f"networks; got {type(model).__name__}")
     with torch.no_grad():
         W_x, W_y, W, W_U = (getattr(model, k).detach().to("cpu", torch.float64) for k in needed)
     n, e = W_x.shape
