@@ -102,6 +102,12 @@ def main() -> None:
         print(f"{m:>14}  {f'{won}/{len(rows)}':>9}  {statistics.median(bounds):>12.4f}  "
               f"{statistics.fmean(bounds):>10.4f}  {ratio:>10.2f}  {statistics.median(r[m].fit_seconds for r in rows):>6.2f}  "
               f"{statistics.median(r[m].flops for r in rows) / 1e6:>8.1f}  {flop_ratio:>10.3f}")
+    print("\namong the models a method bounds at >= 95%: median time / brute, median FLOP / brute")
+    for m in methods:
+        won = [r for r in rows if r[m].bound >= 0.95]
+        if won:
+            print(f"{m:>14}  {len(won):>3} models  {statistics.median(r[m].seconds / r['brute'].seconds for r in won):>6.2f}"
+                  f"  {statistics.median(r[m].flops / r['brute'].flops for r in won):>6.3f}")
     print(f"\nbrute force: median proof time {statistics.median(r['brute'].seconds for r in rows) * 1e3:.0f} ms; "
           f"exact accuracy 100% on {sum(r['brute'].bound == 1.0 for r in rows)} of {len(rows)} models")
     oracle = [r["oracle"] for r in rows if r["oracle"] is not None]
