@@ -72,10 +72,12 @@ def batched(spec, model_name, seeds, device):
     opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=cfg.lr, betas=cfg.betas,
                             weight_decay=cfg.weight_decay)
     n_train = a.shape[1]
+    # as rep-theory train does: on the CPU the float64 copy of the logits reuses one buffer
+    workspace = torch.empty(y.numel() * splits[0].n, dtype=torch.float64) if device.type == "cpu" else None
 
     def step():
         logits = m(a, b)
-        loss = sum_cross_entropy64(logits, y, 1.0 / n_train)
+        loss = sum_cross_entropy64(logits, y, 1.0 / n_train, workspace=workspace)
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

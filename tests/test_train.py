@@ -97,6 +97,25 @@ def test_cross_entropy_is_float64_and_matches_torch():
     assert cross_entropy64(confident, torch.tensor([0])).item() == pytest.approx(2 * np.exp(-40.0), rel=1e-9)
 
 
+
+def test_cross_entropy_workspace_gives_the_same_bits():
+    """The CPU training path's reusable float64 buffer changes nothing: loss and gradient bitwise equal,
+    a dirty and a larger buffer included; a wrong buffer is refused with its dtype and size."""
+    torch.manual_seed(1)
+    logits = (torch.randn(2, 40, 9) * 20).requires_grad_()
+    labels = torch.randint(0, 9, (2, 40))
+    plain = sum_cross_entropy64(logits, labels, 0.5)
+    (g_plain,) = torch.autograd.grad(plain, logits)
+    for workspace in (torch.full((2 * 40 * 9,), float("nan"), dtype=torch.float64),
+                      torch.randn(2 * 40 * 9 + 17, dtype=torch.float64)):
+        total = sum_cross_entropy64(logits, labels, 0.5, workspace=workspace)
+        (g,) = torch.autograd.grad(total, logits)
+        assert torch.equal(total, plain) and torch.equal(g, g_plain)
+    with pytest.raises(ValueError, match="float32"):
+        sum_cross_entropy64(logits, labels, workspace=torch.empty(720))
+    with pytest.raises(ValueError, match="100"):
+        sum_cross_entropy64(logits, labels, workspace=torch.empty(100, dtype=torch.float64))
+
 # --- seed batching ---------------------------------------------------------------------------------------
 @pytest.fixture
 def float64_default():

@@ -30,10 +30,18 @@ class _SumCrossEntropy64(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
-        # logits - max, in float64: float32 values convert exactly, so taking the max before the
-        # conversion and subtracting while converting (type promotion) gives the same bits in one pass.
-        x = torch.sub(logits, logits.amax(dim=-1, keepdim=True).to(torch.float64))
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, scale: float,
+                workspace: torch.Tensor | None) -> torch.Tensor:
+        # logits - max, in float64: float32 values convert exactly, so converting and then
+        # subtracting the converted max gives the same bits as the promoted subtraction.
+        top = logits.amax(dim=-1, keepdim=True).to(torch.float64)
+        if workspace is not None:
+            # a caller-owned float64 buffer: no fresh allocation of the largest tensor of the step
+            # (on the CPU a new 40 MB tensor costs more in page faults than the arithmetic)
+            x = workspace.view(-1)[:logits.numel()].view(logits.shape)
+            x.copy_(logits).sub_(top)
+        else:
+            x = torch.sub(logits, top)
         target = x.gather(-1, labels.unsqueeze(-1))
         x.exp_()
         total = x.sum(dim=-1, keepdim=True)
@@ -50,9 +58,20 @@ class _SumCrossEntropy64(torch.autograd.Function):
         # (softmax - onehot) * weight, in place (the graph is not kept: no retain_graph in training)
         grad = exp.mul_(weight / total)
         grad.scatter_add_(-1, labels.unsqueeze(-1), (-weight).expand(*labels.shape, 1).to(grad.dtype))
-        return grad.to(ctx.dtype), None, None
+        return grad.to(ctx.dtype), None, None, None
 
 
-def sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
-    """``scale * sum`` over all rows of the float64 cross-entropy; ``logits [..., n]``, ``labels [...]``."""
-    return _SumCrossEntropy64.apply(logits, labels, scale)
+def sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1.0, *,
+                        workspace: torch.Tensor | None = None) -> torch.Tensor:
+    """``scale * sum`` over all rows of the float64 cross-entropy; ``logits [..., n]``, ``labels [...]``.
+
+    ``workspace``: optional float64 tensor on the logits' device with at least ``logits.numel()``
+    elements, used for the float64 copy of the logits (and the gradient) instead of a fresh
+    allocation.  The caller must not reuse it before this loss's backward has run (a training loop
+    that calls ``backward`` right after the loss satisfies this).  Same numbers with or without it.
+    """
+    if workspace is not None:
+        if workspace.dtype != torch.float64 or workspace.device != logits.device or workspace.numel() < logits.numel():
+            raise ValueError(f"workspace must be float64 on {logits.device} with at least {logits.numel()} elements; "
+                             f"got {workspace.dtype} on {workspace.device} with {workspace.numel()}")
+    return _SumCrossEntropy64.apply(logits, labels, scale, workspace)
