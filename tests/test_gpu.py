@@ -143,3 +143,25 @@ def test_checkpoint_metrics_on_cuda_equal_cpu(spec, model):
     assert list(gpu) == list(cpu)
     for key, value in cpu.items():
         assert gpu[key] == pytest.approx(value, rel=1e-6, abs=1e-9), f"{key}: CUDA {gpu[key]!r}, CPU {value!r}"
+
+
+def test_triton_cross_entropy_matches_the_reference_on_cuda():
+    """The fused float64 cross-entropy (Triton) on CUDA against the PyTorch reference on the same
+    device: it must pass its self-check (else training silently uses the reference), and agree to
+    float64 rounding in the loss and float32 rounding in the gradient on an S5-sized batch."""
+    pytest.importorskip("triton")
+    from rep_theory.training.losses import reference_sum_cross_entropy64, sum_cross_entropy64
+    from rep_theory.training.losses_triton import triton_ready
+
+    dev = torch.device("cuda")
+    assert triton_ready(dev, reference_sum_cross_entropy64)
+    gen = torch.Generator().manual_seed(0)
+    logits = (torch.randn(4, 5760, 120, generator=gen) * 20).to(dev).requires_grad_()
+    labels = torch.randint(0, 120, (4, 5760), generator=gen).to(dev)
+    got = sum_cross_entropy64(logits, labels, 1 / 5760)
+    (g_got,) = torch.autograd.grad(got, logits)
+    ref = reference_sum_cross_entropy64(logits, labels, 1 / 5760)
+    (g_ref,) = torch.autograd.grad(ref, logits)
+    assert got.dtype == torch.float64
+    assert float(got) == pytest.approx(float(ref), rel=1e-13)
+    assert float((g_got - g_ref).abs().max()) <= 1e-7 * float(g_ref.abs().max()) + 1e-15

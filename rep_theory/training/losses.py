@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["cross_entropy64", "sum_cross_entropy64"]
+__all__ = ["cross_entropy64", "sum_cross_entropy64", "reference_sum_cross_entropy64"]
 
 
 def cross_entropy64(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -61,17 +61,33 @@ class _SumCrossEntropy64(torch.autograd.Function):
         return grad.to(ctx.dtype), None, None, None
 
 
+def reference_sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1.0, *,
+                                  workspace: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`sum_cross_entropy64` by the PyTorch path on every device (the reference the Triton
+    kernels are checked against); ``workspace`` as there."""
+    if workspace is not None:
+        if workspace.dtype != torch.float64 or workspace.device != logits.device or workspace.numel() < logits.numel():
+            raise ValueError(f"workspace must be float64 on {logits.device} with at least {logits.numel()} elements; "
+                             f"got {workspace.dtype} on {workspace.device} with {workspace.numel()}")
+    return _SumCrossEntropy64.apply(logits, labels, scale, workspace)
+
+
 def sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1.0, *,
                         workspace: torch.Tensor | None = None) -> torch.Tensor:
     """``scale * sum`` over all rows of the float64 cross-entropy; ``logits [..., n]``, ``labels [...]``.
+
+    On CUDA, when Triton is installed and its kernels pass their self-check on the device
+    (:mod:`rep_theory.training.losses_triton`), two fused kernels compute it without a float64 copy
+    of the logits; elsewhere the PyTorch path (:func:`reference_sum_cross_entropy64`).
 
     ``workspace``: optional float64 tensor on the logits' device with at least ``logits.numel()``
     elements, used for the float64 copy of the logits (and the gradient) instead of a fresh
     allocation.  The caller must not reuse it before this loss's backward has run (a training loop
     that calls ``backward`` right after the loss satisfies this).  Same numbers with or without it.
     """
-    if workspace is not None:
-        if workspace.dtype != torch.float64 or workspace.device != logits.device or workspace.numel() < logits.numel():
-            raise ValueError(f"workspace must be float64 on {logits.device} with at least {logits.numel()} elements; "
-                             f"got {workspace.dtype} on {workspace.device} with {workspace.numel()}")
-    return _SumCrossEntropy64.apply(logits, labels, scale, workspace)
+    if logits.is_cuda:
+        from rep_theory.training.losses_triton import triton_ready, triton_sum_cross_entropy64
+
+        if triton_ready(logits.device, reference_sum_cross_entropy64):
+            return triton_sum_cross_entropy64(logits, labels, scale)
+    return reference_sum_cross_entropy64(logits, labels, scale, workspace=workspace)

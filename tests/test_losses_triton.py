@@ -1,0 +1,80 @@
+"""The Triton float64 cross-entropy (rep_theory.training.losses_triton) against the PyTorch reference.
+
+On the CPU the kernels run through Triton's interpreter (``TRITON_INTERPRET=1``, which must be set
+before the kernels are defined, hence a subprocess); on CUDA ``tests/test_gpu.py`` runs them natively.
+Triton ships with CUDA builds of torch and is in the ``test`` extra for the CPU build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+triton = pytest.importorskip("triton", reason="Triton is in the test extra; CUDA builds of torch ship it")
+
+SCRIPT = r"""
+import json, math, torch
+from rep_theory.training.losses import reference_sum_cross_entropy64
+from rep_theory.training.losses_triton import triton_sum_cross_entropy64, triton_ready
+out = {}
+for name, shape, n, scale, spread in [("s5", (2, 50), 120, 1 / 50, 30.0), ("odd", (3, 7), 13, 0.5, 5.0),
+                                      ("tiny-loss", (1, 4), 9, 1.0, 1.0), ("s6-width", (1, 6), 720, 2.0, 10.0)]:
+    gen = torch.Generator().manual_seed(len(name))
+    logits = (torch.randn(*shape, n, generator=gen) * spread).requires_grad_()
+    labels = torch.randint(0, n, shape, generator=gen)
+    if name == "tiny-loss":  # confident and right: losses around 1e-12, the reason for float64
+        with torch.no_grad():
+            logits.scatter_(-1, labels[..., None], 30.0)
+    got = triton_sum_cross_entropy64(logits, labels, scale)
+    (g_got,) = torch.autograd.grad(got, logits)
+    ref = reference_sum_cross_entropy64(logits, labels, scale)
+    (g_ref,) = torch.autograd.grad(ref, logits)
+    out[name] = {"loss": float(got), "ref": float(ref), "dtype": str(got.dtype),
+                 "grad_max_abs_diff": float((g_got - g_ref).abs().max()),
+                 "grad_max_abs": float(g_ref.abs().max()), "grad_dtype": str(g_got.dtype),
+                 "grad_equal_fraction": float((g_got == g_ref).double().mean())}
+out["ready"] = triton_ready(torch.device("cpu"), reference_sum_cross_entropy64)
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def interpreted():
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    res = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_loss_matches_the_reference_to_float64_accuracy(interpreted):
+    for name in ("s5", "odd", "tiny-loss", "s6-width"):
+        r = interpreted[name]
+        assert r["dtype"] == "torch.float64"
+        # float64 rounding: the sums of exponentials differ by their order, a few ulp of log(s) per row
+        assert r["loss"] == pytest.approx(r["ref"], rel=1e-13, abs=1e-14), name
+    tiny = interpreted["tiny-loss"]
+    assert 1e-13 < tiny["loss"] < 1e-10                            # float32 would give exactly 0
+    assert tiny["loss"] == pytest.approx(tiny["ref"], rel=1e-2)
+
+
+def test_gradient_matches_the_reference(interpreted):
+    for name in ("s5", "odd", "tiny-loss", "s6-width"):
+        r = interpreted[name]
+        assert r["grad_dtype"] == "torch.float32"
+        # float32 rounding of the gradient, plus the float64 rounding of w * (1 - 1/s) at a confident label
+        assert r["grad_max_abs_diff"] <= 1e-7 * r["grad_max_abs"] + 1e-15, name
+        assert r["grad_equal_fraction"] > 0.95, name               # same operations: nearly all bits equal
+
+
+def test_self_check_passes_and_can_be_turned_off(interpreted, monkeypatch):
+    assert interpreted["ready"] is True
+    import torch
+    from rep_theory.training import losses_triton
+    from rep_theory.training.losses import reference_sum_cross_entropy64
+
+    monkeypatch.setenv("REP_THEORY_TRITON", "0")
+    assert losses_triton.triton_ready(torch.device("cpu"), reference_sum_cross_entropy64) is False
