@@ -37,14 +37,14 @@ GENERALISED = 0.99
 
 def run_group(spec: str, args) -> list[dict]:
     G = get_group(spec)
-    overrides = {"device": "cpu", "log_every": 1000}
+    overrides = {"device": args.device, "log_every": 1000}
     if args.epochs is not None:
         overrides["num_epochs"] = args.epochs
     if args.frac_train is not None:
         overrides["frac_train"] = args.frac_train
     cfg = wu_recipe(spec, **overrides)
     t0 = time.perf_counter()
-    models, logs = fit([cfg.replace(seed=s) for s in range(1, args.seeds + 1)], device="cpu", progress=True)
+    models, logs = fit([cfg.replace(seed=s) for s in range(1, args.seeds + 1)], device=args.device, progress=True)
     train_s = time.perf_counter() - t0
     print(f"{spec}: trained {args.seeds} seeds x {cfg.num_epochs} epochs (frac_train {cfg.frac_train}, "
           f"{cfg.optimizer} lr {cfg.lr} wd {cfg.weight_decay}) in {train_s:.1f} s", flush=True)
@@ -95,6 +95,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's num_epochs")
     parser.add_argument("--frac-train", type=float, default=None, help="override the recipe's frac_train (0.4)")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="where to train (cuda: seed-batched on the GPU); "
+                        "the proofs always run in float64 on the CPU")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "verify_wu.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
