@@ -9,20 +9,23 @@ The explanation.  By Fourier inversion over the output ``z``, for every pair ``(
 and using orthogonality, ``tr(rho(z)^T C) = tr(rho(g)^T rho(x)^T C rho(y)^T)``: a bi-equivariant
 network (Wu et al. 2025's idealised rho-set circuits are one) has ``rho(x)^T C_rho(x, y) rho(y)^T``
 independent of the pair.  The explanation is, per *key* irrep ``rho`` (those holding at least
-``key_power`` of ``U``'s non-trivial Fourier power), one ``d x d`` *core* ``Phihat_rho``, fitted on a
-sample of pairs; the other irreps are *the rest*.
+``key_power`` of ``U``'s non-trivial Fourier power), ``n_cores`` ``d x d`` *cores* ``Phihat_rho``, fitted
+on a sample of pairs; the other irreps are *the rest*.
 
 The proof, per pair (``O(|G|^2 m (sum_K d^2 + r))`` against brute force's ``O(|G|^3 m)``):
 
 1. ``h = relu(L[x] + R[y])`` and its two-way decomposition ``h = a(x) + b(y) + r(x, y)``
    (``a`` the mean over ``y``, computed in the proof; ``b`` the centred mean over a sample of
    ``column_sample`` rows ``x``, part of the explanation: any ``a`` and ``b`` keep the proof sound);
-2. key irreps: ``C_rho`` exactly; ``C_rho = beta D + Delta`` with ``D = rho(x) Phihat rho(y)`` and
-   ``Delta`` orthogonal to ``D``.  For ``z = x g y`` the key part of ``logit(xy) - logit(z)`` is
-   ``sum_rho w_rho [beta_rho (phi_rho(e) - phi_rho(g)) + tr((rho(xy) - rho(xgy))^T Delta_rho)]`` with
-   ``phi_rho(g) = tr(rho(g)^T Phihat_rho)``; Cauchy-Schwarz on the second term, after removing its
-   component along ``D`` (which ``Delta`` is orthogonal to), gives ``>= -||Delta_rho|| s_rho(g)``,
-   ``s_rho(g)^2 = 2d - 2 chi_rho(g) - (phi_rho(e) - phi_rho(g))^2 / ||Phihat_rho||^2``;
+2. key irreps: ``C_rho`` exactly; ``C_rho = sum_j beta_j D_j + Delta`` with ``D_j = rho(x) Phihat_j rho(y)``
+   for ``n_cores`` orthonormal cores ``Phihat_j`` (so the ``D_j`` are orthonormal too) and ``Delta``
+   orthogonal to them.  For ``z = x g y`` the key part of ``logit(xy) - logit(z)`` is
+   ``sum_rho w_rho [sum_j beta_j (phi_j(e) - phi_j(g)) + tr((rho(xy) - rho(xgy))^T Delta_rho)]`` with
+   ``phi_j(g) = tr(rho(g)^T Phihat_j)``; Cauchy-Schwarz on the second term, after removing its
+   components along the ``D_j`` (which ``Delta`` is orthogonal to), gives ``>= -||Delta_rho|| s_rho(g)``,
+   ``s_rho(g)^2 = 2d - 2 chi_rho(g) - sum_j (phi_j(e) - phi_j(g))^2``.  The first core is the mean core
+   (its scale ``beta_1`` must be positive); the others, the leading directions of what the mean leaves
+   over the sample, enter with free-sign scales, split into positive and negative parts;
 3. the rest's readout ``U_rest`` (``U`` minus its trivial and key isotypic parts): ``U_rest a(x)``
    and ``U_rest b(y)`` are two ``[n, n]`` tables, so their part of the margin is bounded below by
    ``T_a[x, xy] - max_z T_a[x, z] + T_b[y, xy] - max_z T_b[y, z]`` exactly; the residual's, for
@@ -33,11 +36,12 @@ The proof, per pair (``O(|G|^2 m (sum_K d^2 + r))`` against brute force's ``O(|G
    (``mu`` certified numerically: ``mu (I - V V^T) - (G - V Lambda V^T)`` is positive semi-definite
    up to the ``tau`` that is added);
 4. the minimum over ``g != e`` of the key and residual parts is taken over the Pareto-minimal ``g``
-   only (for ``beta >= 0`` a ``g`` whose ``phi`` gaps are all larger and ``s`` and ``f`` all smaller
-   than another's cannot be the minimum), a ``[pairs, 2|K| + 1] @ [2|K| + 1, P]`` product, ``P`` small.
+   only (with non-negative coefficients, a ``g`` whose every coefficient is no better than another's
+   cannot be the minimum): one ``[rows, pairs]`` by ``[rows, P]`` product, ``P`` small.
 
-A pair is certified when the sum exceeds the rounding slack; pairs with some ``beta_rho < 0`` are
-not certified (``core_reversed``).  ``fourier_hybrid`` finishes every uncertified pair by brute force.
+A pair is certified when the sum exceeds the rounding slack; a pair whose first scale ``beta_1`` of
+some key irrep is negative is not certified (``core_reversed``).  ``fourier_hybrid`` finishes every
+uncertified pair by brute force.
 
 Sound for any fitted core, key set and rank: the fit only decides how tight the bound is.
 """
@@ -60,12 +64,12 @@ class FourierExplanation:
     """What :func:`fourier_proof` reads.
 
     key_irreps : list of names
-    cores : dict name -> ``[d, d]`` float64 (``Phihat_rho``)
+    cores : dict name -> ``[c, d, d]`` float64, orthonormal (``Phihat_rho``; the first along the mean core)
     weights : float64 ``[m, sum_K d^2 + rank]``   the key irreps' ``Uhat`` (flattened) then ``V``
     rest_readout : float64 ``[n, m]``   ``U_rest``
     eigvals : float64 ``[rank]``; mu, tau : float   the residual's quadratic-form bound
-    points : float64 ``[2 |K| + 1, P]``   rows ``w phi`` gap and ``-w s`` per key irrep, then ``-f``;
-        columns the Pareto-minimal ``g``
+    points : float64 ``[rows, P]``   per key irrep ``w`` times the first core's ``phi`` gap, the
+        other cores' gaps (``+`` and ``-``), ``-s``; then ``-f``; columns the Pareto-minimal ``g``
     """
 
     key_irreps: list
@@ -89,9 +93,10 @@ def _pair_index(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, key_irreps=None,
                 key_power: float = 0.05, rank: int = 16, sample: int = 2048, column_sample: int = 16,
-                seed: int = 0) -> FourierExplanation:
-    """Fit the explanation: key irreps, one core per key irrep (mean of ``rho(x)^T C rho(y)^T`` over
-    ``sample`` random pairs), and the rest's quadratic-form bound of rank ``rank``."""
+                n_cores: int = 1, seed: int = 0) -> FourierExplanation:
+    """Fit the explanation: key irreps, ``n_cores`` cores per key irrep (the mean of
+    ``rho(x)^T C rho(y)^T`` over ``sample`` random pairs, then the leading directions of what it
+    leaves), and the rest's quadratic-form bound of rank ``rank``."""
     n, m = U.shape
     w = plancherel_weights(G)
     irreps = {r.name: r for r in G.irreps()}
@@ -106,6 +111,8 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
         raise KeyError(f"key irreps {unknown} are not non-trivial irreps of {G.name}; expected among {names[1:]}")
     if rank < 0:
         raise ValueError(f"rank must be >= 0, got {rank}")
+    if n_cores < 1:
+        raise ValueError(f"n_cores must be >= 1, got {n_cores}")
     gen = torch.Generator().manual_seed(seed)
     pick = torch.randint(0, n * n, (min(sample, n * n),), generator=gen)
     xs, ys = pick // n, pick % n
@@ -116,17 +123,31 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
         M = irreps[k].matrices
         d = M.shape[1]
         C = (h @ Uhat[k].reshape(m, d * d)).reshape(-1, d, d)
-        core = (M[xs].transpose(1, 2) @ C @ M[ys].transpose(1, 2)).mean(0)
-        cores[k] = core
+        samples = (M[xs].transpose(1, 2) @ C @ M[ys].transpose(1, 2)).reshape(-1, d * d)   # [s, d*d]
+        mean = samples.mean(0)
+        if n_cores == 1 or d == 1:
+            basis = mean[None, :]
+        else:  # the mean's direction first, then the leading directions of what it leaves
+            rest_samples = samples - (samples @ mean)[:, None] * mean[None, :] / mean.pow(2).sum().clamp(min=1e-300)
+            _, _, Vh = torch.linalg.svd(rest_samples, full_matrices=False)
+            basis = torch.cat([mean[None, :], Vh[:n_cores - 1]], 0)
+        basis, _ = torch.linalg.qr(basis.T)                                  # orthonormal columns [d*d, c]
+        basis = basis.T * torch.sign((basis.T @ mean)[:, None] + 1e-300)     # the first along the mean
+        unit = basis.reshape(-1, d, d)                                       # [c, d, d] orthonormal cores
+        cores[k] = unit
         U_rest = U_rest - w[k] * torch.einsum("zde,ide->zi", M, Uhat[k])
-        phi = (M * core).sum((1, 2))                                        # [n]
-        norm2 = float(core.pow(2).sum())
-        gap = phi[0] - phi
-        ratio = gap.pow(2) / norm2 if norm2 > 0 else torch.zeros_like(gap)
-        s2 = 2 * d - 2 * irreps[k].character - ratio
+        gaps = []
+        for j in range(unit.shape[0]):
+            phi = (M * unit[j]).sum((1, 2))                                  # [n]
+            gaps.append(phi[0] - phi)
+        gaps = torch.stack(gaps)                                             # [c, n]
+        s2 = 2 * d - 2 * irreps[k].character - gaps.pow(2).sum(0)
         # s2 is a difference of O(d) terms: allow for its rounding so that s never falls below the truth
-        s2 = s2 + 1e-12 * (2 * d + 2 * irreps[k].character.abs() + ratio)
-        rows += [w[k] * gap, -w[k] * s2.clamp(min=0).sqrt()]
+        s2 = s2 + 1e-12 * (2 * d + 2 * irreps[k].character.abs() + gaps.pow(2).sum(0))
+        rows.append(w[k] * gaps[0])
+        for j in range(1, unit.shape[0]):                                    # free-sign scales: + and - parts
+            rows += [w[k] * gaps[j], -w[k] * gaps[j]]
+        rows.append(-w[k] * s2.clamp(min=0).sqrt())
     # the rest's factor per g: sqrt(sum_{rho outside K and trivial} w_rho ||I - rho(g)||_F^2)
     spread = torch.zeros(n, dtype=torch.float64)
     for k in names[1:]:
@@ -189,8 +210,8 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
     keys = []
     for k in fit.key_irreps:
         M = irreps[k].matrices
-        core = fit.cores[k]
-        keys.append((M, M @ core, float(core.pow(2).sum())))
+        unit = fit.cores[k]                                                  # [c, d, d]
+        keys.append((M, torch.einsum("xab,jbc->jxac", M, unit)))             # rho(x) Phihat_j
     inner = max(1, (1 << 17) // max(n * m, 1))                               # x rows per hidden block
     outer = max(inner, ((1 << 16) // max(n, 1)) // inner * inner)            # x rows per chunk of pairs
     key = torch.empty(n * n, dtype=torch.float64)
@@ -223,27 +244,33 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
                            + Tb_part[s0:t0]).reshape(-1)
         # key irreps: beta and ||Delta|| per pair
         coefs, col = [], 0
-        for M, Mcore, norm2 in keys:
+        for M, Mcore in keys:
             d = M.shape[1]
             C = P[col:col + d * d]                                           # [d*d, pairs]
             col += d * d
-            D = torch.einsum("xab,ybc->acxy", Mcore[s0:t0], M).reshape(d * d, -1)   # rho(x) Phihat rho(y)
-            beta = (C * D).sum(0) / norm2 if norm2 > 0 else torch.zeros(C.shape[1], dtype=torch.float64)
-            delta = (C - beta * D).pow(2).sum(0).sqrt()
-            reversed_[pairs] |= beta < 0
-            coefs += [beta, delta]
+            resid = C.clone()
+            for j in range(Mcore.shape[0]):
+                D = torch.einsum("xab,ybc->acxy", Mcore[j, s0:t0], M).reshape(d * d, -1)   # rho(x) Phihat_j rho(y)
+                beta = (C * D).sum(0)
+                resid.sub_(beta * D)
+                if j == 0:
+                    reversed_[pairs] |= beta < 0
+                    coefs.append(beta)
+                else:
+                    coefs += [beta.clamp(min=0), (-beta).clamp(min=0)]
+            coefs.append(resid.pow(2).sum(0).sqrt())
         coefs.append(rest[pairs])
         key[pairs] = (fit.points.T @ torch.stack(coefs)).amin(0)
     key, rest = key.reshape(n, n), rest.reshape(n, n)
     additive, reversed_ = additive.reshape(n, n), reversed_.reshape(n, n)
-    dsq = sum(M.shape[1] ** 2 for M, _, _ in keys)
     flops.add("hidden", 2 * n * n * m)
     flops.add("additive part", n * n * m + 2 * n * n * m + 2 * 2 * n * m * (n + rank + kcols))
     flops.add("residual", 2 * n * n * m + 2 * n * n * m * rank + n * n * (4 * rank + 6))
     flops.add("key coefficients", 2 * n * n * m * kcols)
-    flops.add("key cores", sum(2 * n * M.shape[1] ** 3 + 2 * n * n * M.shape[1] ** 3 for M, _, _ in keys)
-              + 6 * n * n * dsq)
-    flops.add("key minimum", n * n * fit.points.shape[1] * (4 * len(keys) + 2))
+    flops.add("key cores", sum(Mc.shape[0] * (2 * n * M.shape[1] ** 3 + 2 * n * n * M.shape[1] ** 3
+                                              + 4 * n * n * M.shape[1] ** 2) + 3 * n * n * M.shape[1] ** 2
+                               for M, Mc in keys))
+    flops.add("key minimum", n * n * fit.points.shape[1] * (2 * fit.points.shape[0] + 1))
     flops.add("additive bound", 2 * n * n + 4 * n * n + 2 * n * n)
     total = key + additive
     flops.add("certify", 3 * n * n)
