@@ -69,6 +69,8 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the same for every method)")
     parser.add_argument("--no-oracle", action="store_true", help="skip the rho-set diagnostic (a brute-force pass)")
+    parser.add_argument("--n-cores", type=int, default=1, help="cores per key irrep of the fourier methods")
+    parser.add_argument("--rank", type=int, default=16, help="rank of the fourier methods' residual bound")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     G = get_group("S5")
@@ -79,7 +81,8 @@ def main() -> None:
         model = load(seed, G)
         row = {"seed": seed}
         for m in methods:
-            runs = [verify(model, G, method=m) for _ in range(args.repeats)]
+            opts = {"n_cores": args.n_cores, "rank": args.rank} if m.startswith("fourier") else {}
+            runs = [verify(model, G, method=m, **opts) for _ in range(args.repeats)]
             r = min(runs, key=lambda r: r.seconds)
             row[m] = r
         correct = row["brute"].certified_mask
