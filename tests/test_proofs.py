@@ -140,6 +140,11 @@ def test_verify_run_writes_json_and_cli_table(tmp_path, capsys):
     assert rows[0]["accuracy"] == 1.0 and set(rows[0]) >= {"brute", "rhoset", "hybrid"}
     assert main(["verify", str(tmp_path), "--table"]) == 0
     assert "S5_MLP_seed2" in capsys.readouterr().out
+    # the fourier options reach the fit and are recorded
+    assert main(["verify", str(run), "--method", "fourier", "--n-cores", "2", "--rank", "8"]) == 0
+    rec = json.loads((run / "verify" / "fourier.json").read_text())
+    assert rec["options"] == {"n_cores": 2, "rank": 8} and rec["details"]["rank"] == 8
+    assert rec["bound"] >= 0.95                                  # seed 2: sign + standard, certified
 
 
 def test_errors_name_the_bad_value():

@@ -17,9 +17,11 @@ def register(subparsers) -> None:
                     "MFLOP per method for every run under BATCH_DIR that has verify/ results.")
     p.add_argument("path", metavar="RUN_DIR|BATCH_DIR")
     p.add_argument("--method", action="append", choices=METHODS, dest="methods",
-                   help="verifier to run (repeatable; default: brute and rhoset)")
+                   help="verifier to run (repeatable; default: brute, rhoset and fourier)")
     p.add_argument("--device", default="cpu", help="where to load the model (the proofs run in float64 on the CPU)")
     p.add_argument("--table", action="store_true", help="print the table of BATCH_DIR instead of verifying")
+    p.add_argument("--n-cores", type=int, default=1, help="fourier methods: cores per key irrep (default 1)")
+    p.add_argument("--rank", type=int, default=16, help="fourier methods: rank of the residual bound (default 16)")
     p.set_defaults(handler=_verify)
 
 
@@ -34,7 +36,10 @@ def _verify(args: argparse.Namespace) -> int:
         return 0
     if not (Path(args.path) / "model.pt").is_file():
         raise FileNotFoundError(f"{Path(args.path) / 'model.pt'} not found: {args.path} is not a trained run directory")
-    for method, r in verify_run(args.path, args.methods or ["brute", "rhoset"], args.device).items():
-        print(f"{method:>7}: bound {r.bound:.4f}  proof {r.seconds:.3f} s  fit {r.fit_seconds:.3f} s  "
+    options = {"fourier": {"n_cores": args.n_cores, "rank": args.rank}}
+    options["fourier_hybrid"] = options["fourier"]
+    methods = args.methods or ["brute", "rhoset", "fourier"]
+    for method, r in verify_run(args.path, methods, args.device, fit_options=options).items():
+        print(f"{method:>14}: bound {r.bound:.4f}  proof {r.seconds:.3f} s  fit {r.fit_seconds:.3f} s  "
               f"{r.flops / 1e6:.1f} MFLOP  uncertified {r.failures}")
     return 0

@@ -91,10 +91,14 @@ def verify(model, G: Group | str, *, method: str = "rhoset", keep_mask: bool = T
                         certified_mask=certified if keep_mask else None)
 
 
-def verify_run(run_dir: str | os.PathLike, methods: Sequence[str] = ("brute", "rhoset"), device: str = "cpu",
-               *, progress: bool = False) -> dict[str, VerifyResult]:
+def verify_run(run_dir: str | os.PathLike, methods: Sequence[str] = ("brute", "rhoset", "fourier"),
+               device: str = "cpu", *, progress: bool = False,
+               fit_options: dict | None = None) -> dict[str, VerifyResult]:
     """Verify the final model of ``run_dir`` with each method; writes ``run_dir/verify/<method>.json``
     (atomically) and returns ``{method: result}``.
+
+    ``fit_options``: ``{method: {option: value}}`` passed to that method's fitting step (e.g.
+    ``{"fourier": {"n_cores": 3}}``); the options used are recorded in the JSON under ``options``.
 
     The proofs run in float64 on the CPU whatever ``device`` says (it only places the loaded model).
     """
@@ -106,8 +110,9 @@ def verify_run(run_dir: str | os.PathLike, methods: Sequence[str] = ("brute", "r
     model = load_run_model(run_dir, device=device)
     out = {}
     for method in tqdm(list(methods), desc=f"verify {Path(run_dir).name}", disable=not progress):
-        result = verify(model, G, method=method, keep_mask=False)
-        atomic_write_json(Path(run_dir) / VERIFY_DIR / f"{method}.json", result.to_json())
+        options = dict((fit_options or {}).get(method, {}))
+        result = verify(model, G, method=method, keep_mask=False, **options)
+        atomic_write_json(Path(run_dir) / VERIFY_DIR / f"{method}.json", dict(result.to_json(), options=options))
         out[method] = result
     return out
 
