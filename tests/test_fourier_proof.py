@@ -145,3 +145,23 @@ def test_several_cores_are_orthonormal_sound_and_no_looser():
         assert not bool((r.certified_mask & ~out["brute"].certified_mask).any())
         bounds[c] = r.bound
     assert bounds[3] > bounds[1] + 0.1                 # measured: 0.017 with one core, 0.23 with three
+
+
+def test_cyclic_paper_network_with_free_sign_scales(tmp_path):
+    """The paper's C113 MLP: with the 1% key threshold some key irreps' first scale changes sign across
+    pairs, so it enters with a free sign (``positive`` False) instead of leaving those pairs out; the
+    bound is sound and non-vacuous (measured 0.85 at rank 48)."""
+    from rep_theory.pipeline.paper_import import import_paper_run
+    from rep_theory.training.config import load_config
+    from rep_theory.training.rundir import load_run_model
+
+    run = import_paper_run("reference/paper_models/C113_MLP_seed1", tmp_path / "C113_MLP_seed1")
+    G = get_group(load_config(run).spec)
+    model = load_run_model(run)
+    L, R, U = mlp_matrices(model)
+    fit = fit_fourier(G, L, R, U, key_power=0.01, rank=48)
+    assert not all(fit.positive.values())
+    out = check_sound(model, G, ("brute",))
+    r = verify(model, G, method="fourier", key_power=0.01, rank=48)
+    assert not bool((r.certified_mask & ~out["brute"].certified_mask).any())
+    assert r.bound > 0.5 and r.failures["core_reversed"] == 0

@@ -23,9 +23,10 @@ The proof, per pair (``O(|G|^2 m (sum_K d^2 + r))`` against brute force's ``O(|G
    ``sum_rho w_rho [sum_j beta_j (phi_j(e) - phi_j(g)) + tr((rho(xy) - rho(xgy))^T Delta_rho)]`` with
    ``phi_j(g) = tr(rho(g)^T Phihat_j)``; Cauchy-Schwarz on the second term, after removing its
    components along the ``D_j`` (which ``Delta`` is orthogonal to), gives ``>= -||Delta_rho|| s_rho(g)``,
-   ``s_rho(g)^2 = 2d - 2 chi_rho(g) - sum_j (phi_j(e) - phi_j(g))^2``.  The first core is the mean core
-   (its scale ``beta_1`` must be positive); the others, the leading directions of what the mean leaves
-   over the sample, enter with free-sign scales, split into positive and negative parts;
+   ``s_rho(g)^2 = 2d - 2 chi_rho(g) - sum_j (phi_j(e) - phi_j(g))^2``.  The first core is the mean core;
+   its scale ``beta_1`` is required to be positive when it is so on every sampled pair (``positive``),
+   else it enters like the others, the leading directions of what the mean leaves over the sample:
+   with a free sign, split into positive and negative parts;
 3. the rest's readout ``U_rest`` (``U`` minus its trivial and key isotypic parts): ``U_rest a(x)``
    and ``U_rest b(y)`` are two ``[n, n]`` tables, so their part of the margin is bounded below by
    ``T_a[x, xy] - max_z T_a[x, z] + T_b[y, xy] - max_z T_b[y, z]`` exactly; the residual's, for
@@ -40,7 +41,7 @@ The proof, per pair (``O(|G|^2 m (sum_K d^2 + r))`` against brute force's ``O(|G
    cannot be the minimum): one ``[rows, pairs]`` by ``[rows, P]`` product, ``P`` small.
 
 A pair is certified when the sum exceeds the rounding slack; a pair whose first scale ``beta_1`` of
-some key irrep is negative is not certified (``core_reversed``).  ``fourier_hybrid`` finishes every
+some ``positive`` key irrep is negative is not certified (``core_reversed``).  ``fourier_hybrid`` finishes every
 uncertified pair by brute force.
 
 Sound for any fitted core, key set and rank: the fit only decides how tight the bound is.
@@ -68,8 +69,11 @@ class FourierExplanation:
     weights : float64 ``[m, sum_K d^2 + rank]``   the key irreps' ``Uhat`` (flattened) then ``V``
     rest_readout : float64 ``[n, m]``   ``U_rest``
     eigvals : float64 ``[rank]``; mu, tau : float   the residual's quadratic-form bound
-    points : float64 ``[rows, P]``   per key irrep ``w`` times the first core's ``phi`` gap, the
-        other cores' gaps (``+`` and ``-``), ``-s``; then ``-f``; columns the Pareto-minimal ``g``
+    points : float64 ``[rows, P]``   per key irrep ``w`` times the first core's ``phi`` gap (and its
+        negative unless ``positive``), the other cores' gaps (``+`` and ``-``), ``-s``; then ``-f``;
+        columns the Pareto-minimal ``g``
+    column_means : float64 ``[n, m]``   ``b(y)``
+    positive : dict name -> bool   whether the first scale is constrained to be positive
     """
 
     key_irreps: list
@@ -81,6 +85,7 @@ class FourierExplanation:
     tau: float
     points: torch.Tensor
     column_means: torch.Tensor
+    positive: dict
 
     def summary(self) -> dict:
         return {"key_irreps": list(self.key_irreps), "rank": int(self.eigvals.numel()), "mu": self.mu,
@@ -117,7 +122,7 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
     pick = torch.randint(0, n * n, (min(sample, n * n),), generator=gen)
     xs, ys = pick // n, pick % n
     h = torch.relu(L[xs] + R[ys])                                            # [s, m]
-    cores, rows = {}, []
+    cores, positive, rows = {}, {}, []
     U_rest = U - U.mean(0, keepdim=True)
     for k in key_irreps:
         M = irreps[k].matrices
@@ -135,6 +140,9 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
         basis = basis.T * torch.sign((basis.T @ mean)[:, None] + 1e-300)     # the first along the mean
         unit = basis.reshape(-1, d, d)                                       # [c, d, d] orthonormal cores
         cores[k] = unit
+        # the first scale is kept non-negative (pairs where it is not are left uncertified) when it is
+        # positive on every sampled pair; otherwise it enters split into + and - parts like the others
+        positive[k] = bool((samples @ basis[0]).min() > 0)
         U_rest = U_rest - w[k] * torch.einsum("zde,ide->zi", M, Uhat[k])
         gaps = []
         for j in range(unit.shape[0]):
@@ -145,6 +153,8 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
         # s2 is a difference of O(d) terms: allow for its rounding so that s never falls below the truth
         s2 = s2 + 1e-12 * (2 * d + 2 * irreps[k].character.abs() + gaps.pow(2).sum(0))
         rows.append(w[k] * gaps[0])
+        if not positive[k]:
+            rows.append(-w[k] * gaps[0])
         for j in range(1, unit.shape[0]):                                    # free-sign scales: + and - parts
             rows += [w[k] * gaps[j], -w[k] * gaps[j]]
         rows.append(-w[k] * s2.clamp(min=0).sqrt())
@@ -170,7 +180,7 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
     b = torch.relu(L[rows, None, :] + R[None, :, :]).mean(0)                # [y, m]
     b = b - b.mean(0, keepdim=True)
     return FourierExplanation(list(key_irreps), cores, weights.contiguous(), U_rest.contiguous(), lam_r.clone(),
-                              mu, tau, points.contiguous(), b.contiguous())
+                              mu, tau, points.contiguous(), b.contiguous(), positive)
 
 
 def _pareto(points: torch.Tensor) -> torch.Tensor:
@@ -211,7 +221,7 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
     for k in fit.key_irreps:
         M = irreps[k].matrices
         unit = fit.cores[k]                                                  # [c, d, d]
-        keys.append((M, torch.einsum("xab,jbc->jxac", M, unit)))             # rho(x) Phihat_j
+        keys.append((M, torch.einsum("xab,jbc->jxac", M, unit), fit.positive[k]))   # rho(x) Phihat_j
     inner = max(1, (1 << 17) // max(n * m, 1))                               # x rows per hidden block
     outer = max(inner, ((1 << 16) // max(n, 1)) // inner * inner)            # x rows per chunk of pairs
     key = torch.empty(n * n, dtype=torch.float64)
@@ -244,7 +254,7 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
                            + Tb_part[s0:t0]).reshape(-1)
         # key irreps: beta and ||Delta|| per pair
         coefs, col = [], 0
-        for M, Mcore in keys:
+        for M, Mcore, positive in keys:
             d = M.shape[1]
             C = P[col:col + d * d]                                           # [d*d, pairs]
             col += d * d
@@ -253,7 +263,7 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
                 D = torch.einsum("xab,ybc->acxy", Mcore[j, s0:t0], M).reshape(d * d, -1)   # rho(x) Phihat_j rho(y)
                 beta = (C * D).sum(0)
                 resid.sub_(beta * D)
-                if j == 0:
+                if j == 0 and positive:
                     reversed_[pairs] |= beta < 0
                     coefs.append(beta)
                 else:
@@ -269,7 +279,7 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
     flops.add("key coefficients", 2 * n * n * m * kcols)
     flops.add("key cores", sum(Mc.shape[0] * (2 * n * M.shape[1] ** 3 + 2 * n * n * M.shape[1] ** 3
                                               + 4 * n * n * M.shape[1] ** 2) + 3 * n * n * M.shape[1] ** 2
-                               for M, Mc in keys))
+                               for M, Mc, _ in keys))
     flops.add("key minimum", n * n * fit.points.shape[1] * (2 * fit.points.shape[0] + 1))
     flops.add("additive bound", 2 * n * n + 4 * n * n + 2 * n * n)
     total = key + additive
