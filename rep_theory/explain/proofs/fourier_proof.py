@@ -221,7 +221,8 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
     for k in fit.key_irreps:
         M = irreps[k].matrices
         unit = fit.cores[k]                                                  # [c, d, d]
-        keys.append((M, torch.einsum("xab,jbc->jxac", M, unit), fit.positive[k]))   # rho(x) Phihat_j
+        keys.append((M, torch.einsum("xab,jbc->jxac", M, unit), fit.positive[k],   # rho(x) Phihat_j
+                     [M[:, :, l].T.contiguous() for l in range(M.shape[1])]))          # column l of rho(y): [d, y]
     inner = max(1, (1 << 17) // max(n * m, 1))                               # x rows per hidden block
     outer = max(inner, ((1 << 16) // max(n, 1)) // inner * inner)            # x rows per chunk of pairs
     key = torch.empty(n * n, dtype=torch.float64)
@@ -237,38 +238,44 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
         for s in range(s0, t0, inner):
             t = min(t0, s + inner)
             cols = slice((s - s0) * n, (t - s0) * n)
-            hT = torch.relu(LT[:, s:t, None] + RT[:, None, :])               # [m, x, y]
+            hT = torch.add(LT[:, s:t, None], RT[:, None, :]).clamp_(min=0)   # [m, x, y]
             torch.mm(Wt, hT.reshape(m, -1), out=P[:, cols])
             a_blk = hT.mean(2)                                               # [m, x]
             aT[:, s - s0:t - s0] = a_blk
             rT = hT.sub_(a_blk[:, :, None]).sub_(bT[:, None, :])             # the residual, in place of h
             r2[cols] = rT.mul_(rT).sum(0).reshape(-1)                       # (r is not needed after this)
-        # the residual's bound
-        proj = P[kcols:].view(rank, t0 - s0, n) - (Wt[kcols:] @ aT)[:, :, None] - bV[:, None, :]
-        sq = proj.pow(2).view(rank, -1)                                      # [rank, pairs]
+        # the residual's bound (in place in P's residual rows: no fresh [rank, pairs] tensors)
+        sq = P[kcols:].view(rank, t0 - s0, n).sub_((Wt[kcols:] @ aT)[:, :, None]).sub_(bV[:, None, :])
+        sq = sq.mul_(sq).view(rank, -1)                                      # [rank, pairs] squared projections
         quad = fit.eigvals @ sq + fit.mu * (r2 - sq.sum(0)).clamp(min=0) + fit.tau * r2
         rest[pairs] = quad.clamp(min=0).sqrt()
         # the additive part of the rest
         Ta = aT.T @ fit.rest_readout.T                                       # [x, z]
         additive[pairs] = ((Ta.gather(1, table[s0:t0]) - Ta.amax(1, keepdim=True))
                            + Tb_part[s0:t0]).reshape(-1)
-        # key irreps: beta and ||Delta|| per pair
+        # key irreps: beta_j = <C, D_j> and ||Delta||^2 = ||C||^2 - sum_j beta_j^2 (the D_j orthonormal),
+        # plus an allowance for that difference's rounding (1e-13 ||C||^2, hundreds of ulps)
         coefs, col = [], 0
-        for M, Mcore, positive in keys:
+        for M, Mcore, positive, Mcols in keys:
             d = M.shape[1]
             C = P[col:col + d * d]                                           # [d*d, pairs]
             col += d * d
-            resid = C.clone()
+            scratch = torch.empty_like(C)                                    # products, summed over rows
+            c2 = torch.mul(C, C, out=scratch).sum(0)
+            left = c2 * (1.0 + 1e-13)
+            D = torch.empty((d, d, t0 - s0, n), dtype=torch.float64)      # D_j = rho(x) Phihat_j rho(y)
             for j in range(Mcore.shape[0]):
-                D = torch.einsum("xab,ybc->acxy", Mcore[j, s0:t0], M).reshape(d * d, -1)   # rho(x) Phihat_j rho(y)
-                beta = (C * D).sum(0)
-                resid.sub_(beta * D)
+                for i in range(d):
+                    for l in range(d):                                       # [x, b] @ [b, y], written in place
+                        torch.mm(Mcore[j, s0:t0, i, :], Mcols[l], out=D[i, l])
+                beta = torch.mul(C, D.view(d * d, -1), out=scratch).sum(0)
+                left -= beta * beta
                 if j == 0 and positive:
                     reversed_[pairs] |= beta < 0
                     coefs.append(beta)
                 else:
                     coefs += [beta.clamp(min=0), (-beta).clamp(min=0)]
-            coefs.append(resid.pow(2).sum(0).sqrt())
+            coefs.append(left.clamp(min=0).sqrt())
         coefs.append(rest[pairs])
         key[pairs] = (fit.points.T @ torch.stack(coefs)).amin(0)
     key, rest = key.reshape(n, n), rest.reshape(n, n)
@@ -279,7 +286,7 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
     flops.add("key coefficients", 2 * n * n * m * kcols)
     flops.add("key cores", sum(Mc.shape[0] * (2 * n * M.shape[1] ** 3 + 2 * n * n * M.shape[1] ** 3
                                               + 4 * n * n * M.shape[1] ** 2) + 3 * n * n * M.shape[1] ** 2
-                               for M, Mc, _ in keys))
+                               for M, Mc, _, _ in keys))
     flops.add("key minimum", n * n * fit.points.shape[1] * (2 * fit.points.shape[0] + 1))
     flops.add("additive bound", 2 * n * n + 4 * n * n + 2 * n * n)
     total = key + additive
