@@ -15,8 +15,8 @@ on a sample of pairs; the other irreps are *the rest*.
 The proof, per pair (``O(|G|^2 m (sum_K d^2 + r))`` against brute force's ``O(|G|^3 m)``):
 
 1. ``h = relu(L[x] + R[y])`` and its two-way decomposition ``h = a(x) + b(y) + r(x, y)``
-   (``a`` the mean over ``y``, computed in the proof; ``b`` the centred mean over a sample of
-   ``column_sample`` rows ``x``, part of the explanation: any ``a`` and ``b`` keep the proof sound);
+   (``a`` the mean over ``y``, computed in the proof; ``b`` the centred mean over ``x`` (all rows, or
+   a sample of ``column_sample`` rows), part of the explanation: any ``a`` and ``b`` keep the proof sound);
 2. key irreps: ``C_rho`` exactly; ``C_rho = sum_j beta_j D_j + Delta`` with ``D_j = rho(x) Phihat_j rho(y)``
    for ``n_cores`` orthonormal cores ``Phihat_j`` (so the ``D_j`` are orthonormal too) and ``Delta``
    orthogonal to them.  For ``z = x g y`` the key part of ``logit(xy) - logit(z)`` is
@@ -97,7 +97,7 @@ def _pair_index(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, key_irreps=None,
-                key_power: float = 0.05, rank: int = 16, sample: int = 2048, column_sample: int = 16,
+                key_power: float = 0.05, rank: int = 16, sample: int = 2048, column_sample: int | None = None,
                 n_cores: int = 1, seed: int = 0) -> FourierExplanation:
     """Fit the explanation: key irreps, ``n_cores`` cores per key irrep (the mean of
     ``rho(x)^T C rho(y)^T`` over ``sample`` random pairs, then the leading directions of what it
@@ -176,7 +176,7 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
     worst = float(torch.linalg.eigvalsh((check + check.T) / 2)[0])
     tau = max(0.0, -worst) + 1e-12 * float(lam[0].abs()) + 1e-300
     weights = torch.cat([Uhat[k].reshape(m, -1) for k in key_irreps] + [V_r], dim=1)
-    rows = torch.randperm(n, generator=gen)[:min(n, column_sample)]
+    rows = torch.randperm(n, generator=gen)[:n if column_sample is None else min(n, column_sample)]
     b = torch.relu(L[rows, None, :] + R[None, :, :]).mean(0)                # [y, m]
     b = b - b.mean(0, keepdim=True)
     return FourierExplanation(list(key_irreps), cores, weights.contiguous(), U_rest.contiguous(), lam_r.clone(),
