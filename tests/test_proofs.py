@@ -140,6 +140,22 @@ def test_verify_run_writes_json_and_cli_table(tmp_path, capsys):
     assert rows[0]["accuracy"] == 1.0 and set(rows[0]) >= {"brute", "rhoset", "hybrid"}
     assert main(["verify", str(tmp_path), "--table"]) == 0
     assert "S5_MLP_seed2" in capsys.readouterr().out
+    # a retrained run: its old bounds are stale and no longer served
+    from rep_theory.io import save_checked
+    from rep_theory.training.rundir import load_weights
+
+    assert rows[0]["stale"] == []
+    weights = load_weights(run / "model.pt")
+    save_checked(run / "model.pt", {k: v * 1.01 for k, v in weights.items()})
+    rows = verify_table(tmp_path)
+    assert set(rows[0]["stale"]) == {"brute", "rhoset", "hybrid"} and "accuracy" not in rows[0]
+    assert "brute" not in rows[0] and "rhoset" not in rows[0]
+    assert main(["verify", str(tmp_path), "--table"]) == 0
+    out = capsys.readouterr().out
+    assert "stale" in out and "S5_MLP_seed2 (brute, hybrid, rhoset)" in out
+    verify_run(run, ["brute"])
+    rows = verify_table(tmp_path)
+    assert rows[0]["stale"] == ["hybrid", "rhoset"] and rows[0]["brute"]["bound"] == rows[0]["accuracy"]
     # the fourier options reach the fit and are recorded
     assert main(["verify", str(run), "--method", "fourier", "--n-cores", "2", "--rank", "8"]) == 0
     rec = json.loads((run / "verify" / "fourier.json").read_text())

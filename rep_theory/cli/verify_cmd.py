@@ -33,6 +33,10 @@ def _verify(args: argparse.Namespace) -> int:
         if not rows:
             raise FileNotFoundError(f"no run under {args.path} has verify/ results; run 'rep-theory verify RUN_DIR' first")
         print(format_verify_table(rows))
+        stale = [f"{r['run']} ({', '.join(r['stale'])})" for r in rows if r["stale"]]
+        if stale:
+            print(f"stale, not shown (their model.pt changed since they were verified; run 'rep-theory verify "
+                  f"RUN_DIR' again): {'; '.join(stale)}")
         return 0
     if not (Path(args.path) / "model.pt").is_file():
         raise FileNotFoundError(f"{Path(args.path) / 'model.pt'} not found: {args.path} is not a trained run directory")

@@ -23,7 +23,7 @@ from rep_theory.explain.proofs.rhofit import fit_rhoset
 from rep_theory.explain.proofs.rhoset import rhoset_proof
 from rep_theory.io import atomic_write_json
 from rep_theory.training.config import load_config
-from rep_theory.training.rundir import load_run_model
+from rep_theory.training.rundir import MODEL_NAME, file_stamp, load_run_model, stamp_matches
 
 __all__ = ["METHODS", "verify", "verify_run", "verify_table", "format_verify_table", "VERIFY_DIR"]
 
@@ -99,6 +99,9 @@ def verify_run(run_dir: str | os.PathLike, methods: Sequence[str] = ("brute", "r
 
     ``fit_options``: ``{method: {option: value}}`` passed to that method's fitting step (e.g.
     ``{"fourier": {"n_cores": 3}}``); the options used are recorded in the JSON under ``options``.
+    Each JSON records under ``weights`` the stamp (size, mtime, sha256) of the ``model.pt`` it
+    verified, taken before loading it: :func:`verify_table` serves no result whose stamp no longer
+    matches (a retrained run's old bounds are reported stale, not shown).
 
     The proofs run in float64 on the CPU whatever ``device`` says (it only places the loaded model).
     """
@@ -107,12 +110,14 @@ def verify_run(run_dir: str | os.PathLike, methods: Sequence[str] = ("brute", "r
         raise ValueError(f"unknown verification method(s) {bad}; expected among {list(METHODS)}")
     cfg = load_config(run_dir)
     G = get_group(cfg.spec)
+    stamp = file_stamp(Path(run_dir) / MODEL_NAME)
     model = load_run_model(run_dir, device=device)
     out = {}
     for method in tqdm(list(methods), desc=f"verify {Path(run_dir).name}", disable=not progress):
         options = dict((fit_options or {}).get(method, {}))
         result = verify(model, G, method=method, keep_mask=False, **options)
-        atomic_write_json(Path(run_dir) / VERIFY_DIR / f"{method}.json", dict(result.to_json(), options=options))
+        atomic_write_json(Path(run_dir) / VERIFY_DIR / f"{method}.json",
+                          dict(result.to_json(), options=options, weights=stamp))
         out[method] = result
     return out
 
@@ -127,15 +132,20 @@ def _read_json(path: Path) -> dict | None:
 
 def verify_table(batch_dir: str | os.PathLike) -> list[dict]:
     """One row per run directory under ``batch_dir`` holding ``verify/*.json``: ``run``, the exact
-    accuracy (from ``brute`` when present), and per method its bound, seconds and flops."""
+    accuracy (from ``brute`` when present), per method its bound, seconds and flops, and under
+    ``stale`` the methods whose result describes other weights than the current ``model.pt`` (or
+    records none): those are listed, never served as numbers."""
     rows = []
     for run in sorted(p for p in Path(batch_dir).iterdir() if (p / VERIFY_DIR).is_dir()):
-        row: dict = {"run": run.name}
+        row: dict = {"run": run.name, "stale": []}
         for path in sorted((run / VERIFY_DIR).glob("*.json")):
             rec = _read_json(path)
             if rec is None:
                 continue
             m = rec.get("method", path.stem)
+            if not stamp_matches(run / MODEL_NAME, rec.get("weights"), deep=True):
+                row["stale"].append(m)
+                continue
             row[m] = {"bound": rec["bound"], "seconds": rec["seconds"], "flops": rec["flops"]}
             if m == "brute":
                 row["accuracy"] = rec["bound"]
@@ -145,13 +155,14 @@ def verify_table(batch_dir: str | os.PathLike) -> list[dict]:
 
 def format_verify_table(rows: list[dict], methods: Sequence[str] | None = None) -> str:
     """Plain-text table of :func:`verify_table` rows: per method ``bound / seconds / MFLOP``."""
-    methods = list(methods or [m for m in METHODS if any(m in r for r in rows)])
+    methods = list(methods or [m for m in METHODS if any(m in r or m in r.get("stale", ()) for r in rows)])
     head = ["run", "accuracy"] + [f"{m} bound  s  MFLOP" for m in methods]
     lines = ["  ".join(head)]
     for r in rows:
         cells = [r["run"], f"{r['accuracy']:.4f}" if "accuracy" in r else "-"]
         for m in methods:
             v = r.get(m)
-            cells.append(f"{v['bound']:.4f} {v['seconds']:.3f} {v['flops'] / 1e6:.1f}" if v else "-")
+            cells.append(f"{v['bound']:.4f} {v['seconds']:.3f} {v['flops'] / 1e6:.1f}" if v
+                         else "stale" if m in r.get("stale", ()) else "-")
         lines.append("  ".join(cells))
     return "\n".join(lines)
