@@ -131,3 +131,5 @@ def test_cli_explain_writes_neurons_csv(tmp_path, capsys):
     assert {(r["rho_set_size"], r["stabilizer"], r["coset_left_subgroup"]) for r in rows} == {("4", "S3", "S3")}
     summary = json.loads((run / "explain" / "summary.json").read_text())
     assert summary["neurons"]["rank_one_neurons"] == 16 and summary["cosets"]["left"]["found"] == 16
+    from rep_theory.training.rundir import stamp_matches
+    assert stamp_matches(run / "model.pt", summary["weights"], deep=True)     # tied to the weights it describes

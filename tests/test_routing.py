@@ -274,6 +274,15 @@ def test_routing_cli_writes_the_table_and_figure_and_new_accepts_route_flags(tmp
     stamp = (out / "runs" / "routed" / "S3_MLP_seed1" / "routing.json").stat().st_mtime_ns
     assert cli_main(args) == 0
     assert (out / "runs" / "routed" / "S3_MLP_seed1" / "routing.json").stat().st_mtime_ns == stamp
+    # the stored measure records the weights it describes; other weights are measured again
+    from rep_theory.io import save_checked
+    from rep_theory.training.rundir import stamp_matches
+    routed = out / "runs" / "routed" / "S3_MLP_seed1"
+    assert stamp_matches(routed / "model.pt", json.loads((routed / "routing.json").read_text())["weights"], deep=True)
+    save_checked(routed / "model.pt", {k: v * 1.5 for k, v in load_weights(routed / "model.pt").items()})
+    assert cli_main(args) == 0
+    assert (routed / "routing.json").stat().st_mtime_ns != stamp
+    assert stamp_matches(routed / "model.pt", json.loads((routed / "routing.json").read_text())["weights"], deep=True)
 
     run = tmp_path / "new_run"
     assert cli_main(["new", str(run), "--group", "S3", "--model", "MLP", "--seed", "1", "--route-subgroup", "C3",

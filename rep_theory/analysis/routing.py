@@ -39,7 +39,7 @@ from rep_theory.training.config import RunConfig, load_config
 from rep_theory.training.data import make_split
 from rep_theory.training.route_spec import RouteSpec
 from rep_theory.training.routing import ablate_units, finetune_ablated
-from rep_theory.training.rundir import MODEL_NAME, load_run_model
+from rep_theory.training.rundir import MODEL_NAME, file_stamp, load_run_model
 
 __all__ = ["unit_irrep_energy", "localisation", "purity", "routing_measures", "measure_models",
            "measure_runs", "ROUTING_NAME"]
@@ -161,10 +161,12 @@ def measure_runs(run_dirs: Sequence[str | os.PathLike], *, route: RouteSpec | No
         groups.setdefault((cfg.replace(seed=0).batch_key(), r), []).append((d, cfg))
     results: dict[Path, dict] = {}
     for (_, r), members in groups.items():
+        stamps = [file_stamp(d / MODEL_NAME) for d, _ in members]               # before loading: what was measured
         models = [load_run_model(d) for d, _ in members]
-        for (d, _), m in zip(members, measure_models(models, [c for _, c in members], r, irrep=irrep,
-                                                      finetune_steps=finetune_steps, device=device,
-                                                      progress=progress)):
+        for (d, _), stamp, m in zip(members, stamps, measure_models(models, [c for _, c in members], r, irrep=irrep,
+                                                                     finetune_steps=finetune_steps, device=device,
+                                                                     progress=progress)):
+            m = dict(m, weights=stamp)
             atomic_write_json(d / ROUTING_NAME, m)
             results[d] = m
     return [results[Path(d)] for d in run_dirs]

@@ -21,7 +21,7 @@ from rep_theory.explain.cosets import FUNCTIONS, neuron_cosets, neuron_functions
 from rep_theory.explain.rhoset_neurons import analyse_neurons
 from rep_theory.io import atomic_write_json, atomic_write_text
 from rep_theory.training.config import load_config
-from rep_theory.training.rundir import load_run_model
+from rep_theory.training.rundir import MODEL_NAME, file_stamp, load_run_model
 
 __all__ = ["explain_model", "explain_run", "fig_neuron_structure", "EXPLAIN_DIR"]
 
@@ -76,13 +76,17 @@ def _csv_text(rows: list[dict]) -> str:
 
 def explain_run(run_dir: str | Path, *, threshold: float = 0.9, progress: bool = False
                 ) -> tuple[Path, Path, list[dict], dict]:
-    """Write ``RUN_DIR/explain/neurons.csv`` and ``summary.json``; returns their paths, rows and summary."""
+    """Write ``RUN_DIR/explain/neurons.csv`` and ``summary.json``; returns their paths, rows and summary.
+
+    ``summary.json`` records under ``weights`` the stamp of the ``model.pt`` it describes (taken
+    before loading it), so a reader can tell a retrained run's old explanation from a current one."""
     run_dir = Path(run_dir)
     config = load_config(run_dir)
     G = get_group(config.spec)
+    stamp = file_stamp(run_dir / MODEL_NAME)
     model = load_run_model(run_dir)
     rows, summary = explain_model(model, G, threshold=threshold, progress=progress)
-    summary = {"run": run_dir.name, **summary}
+    summary = {"run": run_dir.name, **summary, "weights": stamp}
     out = run_dir / EXPLAIN_DIR
     csv_path = atomic_write_text(out / "neurons.csv", _csv_text(rows))
     json_path = atomic_write_json(out / "summary.json", summary)

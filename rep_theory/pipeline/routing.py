@@ -37,7 +37,7 @@ from rep_theory.device import resolve_device
 from rep_theory.io import atomic_write_text
 from rep_theory.training.config import RunConfig
 from rep_theory.training.route_spec import parse_route
-from rep_theory.training.rundir import new_run
+from rep_theory.training.rundir import MODEL_NAME, new_run, stamp_matches
 from rep_theory.training.train import train_runs
 
 __all__ = ["RoutingExperiment", "routing_configs", "run_routing_experiment", "routing_rows", "ROUTING_COLUMNS",
@@ -209,12 +209,14 @@ def fig_routing(rows: Sequence[dict], title: str = "Gradient routing"):
 
 def _stored(run_dir: Path, exp: RoutingExperiment, route: dict) -> dict | None:
     path = run_dir / ROUTING_NAME
-    if not path.is_file() or path.stat().st_mtime < (run_dir / "model.pt").stat().st_mtime:
+    if not path.is_file():
         return None
     try:
         m = json.loads(path.read_text())
     except json.JSONDecodeError:
         return None
+    if not stamp_matches(run_dir / MODEL_NAME, m.get("weights"), deep=True):
+        return None                                     # measured on other weights (or before stamps)
     expected_irrep = exp.irrep
     if m.get("route") != route or m.get("finetune_steps") != exp.finetune_steps or m.get("routed_irrep") != expected_irrep:
         return None
