@@ -35,7 +35,8 @@ import torch
 from rep_theory.algebra.fourier import fourier, inverse_fourier, plancherel_weights
 from rep_theory.algebra.groups import Group
 from rep_theory.algebra.subgroups import best_cosets, coset_labels
-from rep_theory.explain.proofs.core import Flops, brute_margins, deviation_bound, hidden, rounding_slack
+from rep_theory.explain.proofs.core import (Flops, brute_margins, deviation_bound, hidden, readout_key_irreps,
+                                            rounding_slack)
 
 __all__ = ["brute_proof", "fit_gcr", "gcr_proof", "fit_coset", "coset_proof"]
 
@@ -64,13 +65,7 @@ def fit_gcr(G: Group, L, R, U, *, key_irreps=None, key_power: float = 0.05) -> d
     names = [r.name for r in G.irreps()]
     w = plancherel_weights(G)
     Uhat_all = fourier(G, U)
-    if key_irreps is None:
-        power = {k: w[k] * float(Uhat_all[k].pow(2).sum()) for k in names[1:]}
-        total = sum(power.values())
-        key_irreps = [k for k in names[1:] if total > 0 and power[k] / total >= key_power]
-    unknown = [k for k in key_irreps if k not in names[1:]]
-    if unknown:
-        raise KeyError(f"key irreps {unknown} are not non-trivial irreps of {G.name}; expected among {names[1:]}")
+    key_irreps = readout_key_irreps(G, Uhat_all, w, key_irreps, key_power)
     LP, RP = _project(G, L, [names[0], *key_irreps]), _project(G, R, [names[0], *key_irreps])
     UP = _project(G, U, key_irreps) if key_irreps else torch.zeros_like(U)
     Uhat = {k: Uhat_all[k] for k in key_irreps}

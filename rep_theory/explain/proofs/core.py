@@ -38,7 +38,7 @@ import time
 import torch
 
 __all__ = ["VerifyResult", "Flops", "mlp_matrices", "brute_margins", "deviation_bound", "hidden",
-           "rounding_slack", "Timer", "PAIR_CHUNK"]
+           "rounding_slack", "Timer", "PAIR_CHUNK", "readout_key_irreps"]
 
 PAIR_CHUNK = 1 << 22
 """Largest number of float64 entries one block of a ``[pairs, m]`` computation holds."""
@@ -142,6 +142,24 @@ def mlp_matrices(model, flops: Flops | None = None) -> tuple[torch.Tensor, torch
     if flops is not None:
         flops.add("embed", 2 * 2 * n * e * m)
     return W_x @ W[:e], W_y @ W[e:], W_U.T.contiguous()
+
+
+def readout_key_irreps(G, Uhat: dict, weights: dict, key_irreps=None, key_power: float = 0.05) -> list[str]:
+    """The key irreps of the readout: ``key_irreps`` as given (checked), else the non-trivial irreps
+    holding at least ``key_power`` of ``U``'s non-trivial Fourier power ``w_rho ||Uhat_rho||^2``.
+
+    ``Uhat``: ``{irrep name: [m, d, d]}`` in ``G.irreps()`` order (trivial first); ``weights``: the
+    Plancherel weights.  Raises ``KeyError`` naming unknown irreps.
+    """
+    names = list(Uhat)
+    if key_irreps is None:
+        power = {k: weights[k] * float(Uhat[k].pow(2).sum()) for k in names[1:]}
+        total = sum(power.values())
+        return [k for k in names[1:] if total > 0 and power[k] / total >= key_power]
+    unknown = [k for k in key_irreps if k not in names[1:]]
+    if unknown:
+        raise KeyError(f"key irreps {unknown} are not non-trivial irreps of {G.name}; expected among {names[1:]}")
+    return list(key_irreps)
 
 
 def _row_blocks(n: int, m: int) -> list[tuple[int, int]]:

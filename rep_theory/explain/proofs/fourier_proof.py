@@ -53,9 +53,9 @@ import dataclasses
 
 import torch
 
-from rep_theory.algebra.fourier import plancherel_weights
+from rep_theory.algebra.fourier import fourier, plancherel_weights
 from rep_theory.algebra.groups import Group
-from rep_theory.explain.proofs.core import Flops, brute_margins, rounding_slack
+from rep_theory.explain.proofs.core import Flops, brute_margins, readout_key_irreps, rounding_slack
 
 __all__ = ["FourierExplanation", "fit_fourier", "fourier_proof"]
 
@@ -106,14 +106,8 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
     w = plancherel_weights(G)
     irreps = {r.name: r for r in G.irreps()}
     names = list(irreps)
-    Uhat = {k: torch.einsum("zi,zde->ide", U, irreps[k].matrices) for k in names}
-    if key_irreps is None:
-        power = {k: w[k] * float(Uhat[k].pow(2).sum()) for k in names[1:]}
-        total = sum(power.values())
-        key_irreps = [k for k in names[1:] if total > 0 and power[k] / total >= key_power]
-    unknown = [k for k in key_irreps if k not in names[1:]]
-    if unknown:
-        raise KeyError(f"key irreps {unknown} are not non-trivial irreps of {G.name}; expected among {names[1:]}")
+    Uhat = fourier(G, U)                                                     # {name: [m, d, d]}
+    key_irreps = readout_key_irreps(G, Uhat, w, key_irreps, key_power)
     if rank < 0:
         raise ValueError(f"rank must be >= 0, got {rank}")
     if n_cores < 1:
