@@ -3,6 +3,9 @@
 # under 10 minutes on an H100/H200; figures land in ${OUT:-gpu_results}/ (small text and JSON files).
 #   PYTHONPATH=. bash benchmarks/gpu_checks.sh 1     # GPU tests, training speed (S6 with and without Triton, S5 32 seeds), checkpoints
 #   PYTHONPATH=. bash benchmarks/gpu_checks.sh 2     # the paper grid's extrapolated time, Wu et al.'s 100 S5 models verified
+# Needs torch with CUDA (and Triton, which CUDA builds of torch ship) plus the package's pure-Python
+# dependencies (numpy, scipy, sympy, einops, plotly, tqdm); on a bare device machine, carry their wheels
+# and `pip install --no-deps` them first.
 set -uo pipefail
 part="${1:-1}"
 out="${OUT:-gpu_results}"
