@@ -132,3 +132,23 @@ def test_no_module_is_much_over_500_lines():
     long = {name: n for name, path in module_names().items()
             if (n := len(path.read_text().splitlines())) > 550}
     assert long == {}
+
+
+def test_the_command_lines_help_imports_no_torch():
+    """``rep-theory --help`` and every ``rep-theory COMMAND --help`` build their parsers without importing
+    torch (which takes over a second): the constants they show live in torch-free modules."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom rep_theory.cli import build_parser\nbuild_parser()\n"
+            "heavy = sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.'))\n"
+            "print(len(heavy))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "0", "building the CLI's parsers imported torch"
+    # and the parsers still carry the constants they show
+    from rep_theory.cli import build_parser
+    choices = build_parser()._subparsers._group_actions[0].choices
+    verify_methods = next(a for a in choices["verify"]._actions if a.dest == "methods").choices
+    from rep_theory.explain.proofs import METHODS
+    assert tuple(verify_methods) == METHODS and "fourier" in METHODS

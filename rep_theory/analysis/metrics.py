@@ -57,6 +57,7 @@ import torch.nn.functional as F
 
 from rep_theory.algebra.groups import Group
 from rep_theory.analysis.bases import IrrepBases, aggregate_pairs, fve, orthonormal_basis, project
+from rep_theory.analysis.thresholds import KEY_THRESHOLD, ORDER_RULES, ORDER_THRESHOLD
 
 __all__ = [
     "orthonormal_basis", "project", "fve", "aggregate_pairs", "product_kernel", "logit_similarity",
@@ -64,11 +65,6 @@ __all__ = [
     "KEY_THRESHOLD", "ORDER_THRESHOLD", "ORDER_RULES", "CYCLIC_HIDDEN_BASIS_KEYS",
 ]
 
-KEY_THRESHOLD = 0.005
-"""Final-model logit similarity above which a non-trivial irrep is *key* (the paper's value)."""
-
-ORDER_THRESHOLD = 0.05
-"""Logit similarity at which a key irrep counts as learnt, for the learning order (the paper's)."""
 
 CYCLIC_HIDDEN_BASIS_KEYS = ("percent_hidden_x", "percent_hidden_y", "percent_hidden_xy",
                             "total_percent_hidden", "hidden_excluded_loss", "hidden_restricted_loss",
@@ -149,8 +145,6 @@ def learning_order(history: Sequence[Mapping[str, float]], key_irreps: Sequence[
     return learnt + [name for name in key_irreps if name not in crossing]
 
 
-ORDER_RULES = ("package", "paper")
-"""Learning-order rules of :func:`learning_order`."""
 
 _SIMILARITY_KEY = re.compile(r"^logit_(?P<name>.+)_rep_trace_similarity$")
 

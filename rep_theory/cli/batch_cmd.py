@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rep_theory.pipeline.demo import PRESETS
+from rep_theory.pipeline.presets import PRESETS
 
 _STAGES = ("train", "evaluate", "figures", "tables")
 

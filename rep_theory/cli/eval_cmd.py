@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rep_theory.analysis.metrics import KEY_THRESHOLD, ORDER_RULES, ORDER_THRESHOLD
+from rep_theory.analysis.thresholds import KEY_THRESHOLD, ORDER_RULES, ORDER_THRESHOLD
 
 
 def register(subparsers) -> None:

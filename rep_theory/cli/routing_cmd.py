@@ -49,7 +49,7 @@ def route_from_args(args: argparse.Namespace) -> dict | None:
 
 
 def register(subparsers) -> None:
-    from rep_theory.pipeline.routing import RoutingExperiment
+    from rep_theory.pipeline.routing_experiment import RoutingExperiment
 
     d = RoutingExperiment()
     p = subparsers.add_parser(

@@ -13,9 +13,7 @@ import sys
 from pathlib import Path
 
 from rep_theory.cli.routing_cmd import add_route_arguments, route_from_args
-from rep_theory.training.config import MODEL_SHORT_NAMES, paper_defaults
-from rep_theory.training.rundir import new_run, run_lock
-from rep_theory.training.train import DEFAULT_RESUME_EVERY_S, train_runs
+from rep_theory.training.constants import DEFAULT_RESUME_EVERY_S, MODEL_SHORT_NAMES
 
 
 def register(subparsers) -> None:
@@ -49,6 +47,9 @@ def register(subparsers) -> None:
 
 
 def _new(args: argparse.Namespace) -> int:
+    from rep_theory.training.config import paper_defaults
+    from rep_theory.training.rundir import new_run
+
     overrides = {k: v for k, v in {
         "num_epochs": args.epochs, "frac_train": args.frac_train, "lr": args.lr,
         "weight_decay": args.weight_decay, "embed_dim": args.embed_dim, "hidden_dim": args.hidden_dim,
@@ -61,6 +62,9 @@ def _new(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from rep_theory.training.rundir import run_lock
+    from rep_theory.training.train import train_runs
+
     missing = [d for d in args.run_dirs if not Path(d, "cfg.json").is_file()]
     if missing:
         print(f"rep-theory train: error: no cfg.json in {missing[0]} (create it with `rep-theory new`)",

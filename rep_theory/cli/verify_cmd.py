@@ -8,7 +8,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    from rep_theory.explain.proofs.api import METHODS
+    from rep_theory.explain.proofs.methods import METHODS
 
     p = subparsers.add_parser(
         "verify", help="certified lower bounds on a trained MLP's accuracy (compact proofs)",

@@ -57,6 +57,7 @@ from rep_theory.pipeline.reports import evaluate_and_draw
 from rep_theory.training.config import RunConfig, load_config, paper_defaults
 from rep_theory.training.rundir import load_run_model, new_run, read_lines, read_metrics_csv, run_lock, run_status
 from rep_theory.training.train import train_runs
+from rep_theory.pipeline.presets import PRESETS, DemoPreset
 
 __all__ = ["DemoPreset", "PRESETS", "DemoResult", "run_demo", "verdict", "write_report",
            "demo_config", "grokking_epochs", "report_title", "GROUP_DEFAULTS"]
@@ -64,32 +65,6 @@ __all__ = ["DemoPreset", "PRESETS", "DemoResult", "run_demo", "verdict", "write_
 logger = logging.getLogger(__name__)
 
 
-@dataclasses.dataclass(frozen=True)
-class DemoPreset:
-    """A demo configuration: the group, and the RunConfig fields that differ from the paper's."""
-
-    group: str
-    num_epochs: int
-    frac_train: float
-    lr: float = 1e-3
-    seed: int = 1
-    embed_dim: int = 256
-    hidden_dim: int = 128
-    log_every: int = 20
-    num_checkpoints: int = 200
-    description: str = ""
-
-
-PRESETS: dict[str, DemoPreset] = {
-    "default": DemoPreset("S4", num_epochs=3000, frac_train=0.7, lr=1e-2,
-                          description="S4, paper MLP, lr 1e-2, 3000 epochs (about a minute on 2 CPU cores)"),
-    "quick": DemoPreset("S4", num_epochs=500, frac_train=0.8, lr=3e-2, embed_dim=128,
-                        hidden_dim=64, log_every=10,
-                        description="S4, half-width MLP, lr 3e-2, 500 epochs (tests, notebooks on CPU)"),
-    "paper-s5": DemoPreset("S5", num_epochs=250_000, frac_train=0.4, lr=1e-3, log_every=1000,
-                           num_checkpoints=1000, description="the paper's S5 MLP (250k epochs; use a GPU)"),
-}
-"""Named demo presets (see the module docstring)."""
 
 _GCR_EXPLANATION = (
     "Group composition via representations (GCR): for a key irrep rho (a group of d x d "

@@ -39,6 +39,7 @@ from rep_theory import __version__
 from rep_theory.algebra.groups import canonical_spec, spec_order
 from rep_theory.checks import check_float, check_int
 from rep_theory.training.route_spec import RouteSpec, parse_route
+from rep_theory.training.constants import MODEL_SHORT_NAMES
 
 __all__ = ["RunConfig", "paper_defaults", "wu_recipe", "WU_RECIPE", "OPTIMIZERS", "MODEL_NAMES", "MODEL_SHORT_NAMES", "PAPER_GROUP_FAMILIES",
            "PAPER_GRID", "load_config", "group_spec", "model_short_name", "PAPER_EXTRA_KEYS"]
@@ -46,8 +47,6 @@ __all__ = ["RunConfig", "paper_defaults", "wu_recipe", "WU_RECIPE", "OPTIMIZERS"
 MODEL_NAMES = ("OneLayerMLP", "Transformer", "BilinearNet", "WuMLP")
 """Canonical model names (the paper's class names)."""
 
-MODEL_SHORT_NAMES = {"MLP": "OneLayerMLP", "T": "Transformer", "B": "BilinearNet", "Wu": "WuMLP"}
-"""Short name (run directories, CLI) -> canonical model name."""
 
 _MODEL_TO_SHORT = {v: k for k, v in MODEL_SHORT_NAMES.items()}
 _MODEL_ALIASES = {"mlp": "OneLayerMLP", "onelayermlp": "OneLayerMLP", "transformer": "Transformer",

@@ -71,6 +71,7 @@ from rep_theory.training.batched import BatchedModel, make_batched_model
 from rep_theory.training.checkpoint_writer import CheckpointWriter
 from rep_theory.training.models import GroupModel
 from rep_theory.training.routing import make_router
+from rep_theory.training.constants import DEFAULT_RESUME_EVERY_S
 
 __all__ = ["checkpoint_epochs", "train_runs", "train_run", "fit", "LOG_COLUMNS", "DEFAULT_RESUME_EVERY_S"]
 
@@ -79,8 +80,6 @@ logger = logging.getLogger(__name__)
 LOG_COLUMNS = ("epoch", "train_loss", "test_loss", "train_acc", "test_acc")
 """Columns of ``train_log.csv``."""
 
-DEFAULT_RESUME_EVERY_S = 60.0
-"""Seconds between resume states (besides Ctrl-C / SIGTERM and the end of training)."""
 
 _RESUME_FORMAT = 1
 _KEEP_RESUME_STATES = 2

@@ -7,13 +7,27 @@ Mechanistic Interpretability", NeurIPS 2024 (arXiv 2406.11779).
 
 Modules: :mod:`~.core` (result, FLOP ledger, deviation lemma), :mod:`~.rhofit` (fitting the rho-set
 interpretation), :mod:`~.rhoset` (the rho-set proof and the hybrid), :mod:`~.baselines` (brute
-force, GCR, cosets), :mod:`~.planted` (hand-built circuits), :mod:`~.api` (``verify``, ``verify_run``).
+force, GCR, cosets), :mod:`~.fourier_proof` (ours), :mod:`~.planted` (hand-built circuits),
+:mod:`~.methods` (the names), :mod:`~.api` (``verify``, ``verify_run``).
 """
 
-from rep_theory.explain.proofs.api import METHODS, format_verify_table, verify, verify_run, verify_table
-from rep_theory.explain.proofs.core import VerifyResult
-from rep_theory.explain.proofs.planted import planted_circuits_mlp, planted_circuits_state
-from rep_theory.explain.proofs.rhofit import fit_rhoset
+import importlib
 
-__all__ = ["METHODS", "VerifyResult", "verify", "verify_run", "verify_table", "format_verify_table",
-           "planted_circuits_mlp", "planted_circuits_state", "fit_rhoset"]
+from rep_theory.explain.proofs.methods import METHODS
+
+# Everything else is imported on first use (PEP 562), so that ``METHODS`` costs no torch import.
+_LAZY = {"VerifyResult": "core", "verify": "api", "verify_run": "api", "verify_table": "api",
+         "format_verify_table": "api", "planted_circuits_mlp": "planted", "planted_circuits_state": "planted",
+         "fit_rhoset": "rhofit"}
+
+__all__ = ["METHODS", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"rep_theory.explain.proofs.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -19,6 +19,7 @@ from rep_theory.algebra.groups import Group, get_group
 from rep_theory.explain.proofs.baselines import brute_proof, coset_proof, fit_coset, fit_gcr, gcr_proof
 from rep_theory.explain.proofs.core import Flops, Timer, VerifyResult, mlp_matrices
 from rep_theory.explain.proofs.fourier_proof import fit_fourier, fourier_proof
+from rep_theory.explain.proofs.methods import METHODS
 from rep_theory.explain.proofs.rhofit import fit_rhoset
 from rep_theory.explain.proofs.rhoset import rhoset_proof
 from rep_theory.io import atomic_write_json
@@ -27,8 +28,6 @@ from rep_theory.training.rundir import MODEL_NAME, file_stamp, load_run_model, s
 
 __all__ = ["METHODS", "verify", "verify_run", "verify_table", "format_verify_table", "VERIFY_DIR"]
 
-METHODS = ("brute", "gcr", "coset", "rhoset", "hybrid", "fourier", "fourier_hybrid")
-"""The verifiers, cheapest explanation last: see the modules of :mod:`rep_theory.explain.proofs`."""
 
 VERIFY_DIR = "verify"
 
