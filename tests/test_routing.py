@@ -4,7 +4,6 @@ runs resume exactly, ablation and the measures behave, and the experiment / CLI 
 import csv
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
