@@ -43,13 +43,17 @@ def test_writer_writes_exactly_what_it_was_given(tmp_path):
         assert (tmp_path / f"{name}.pt").read_bytes() == (tmp_path / "sync.pt").read_bytes()
 
 
-def test_writer_error_is_raised_on_the_caller_and_later_files_are_not_written(tmp_path, monkeypatch):
+def _failing_save(name: str, errno: int, message: str):
+    """``save_checked`` that raises ``OSError(errno, message)`` for the file called ``name``."""
     def failing(path, obj):
-        if path.name == "bad.pt":
-            raise OSError(28, "No space left on device")
+        if path.name == name:
+            raise OSError(errno, message)
         return save_checked(path, obj)
+    return failing
 
-    monkeypatch.setattr(writer_module, "save_checked", failing)
+
+def test_writer_error_is_raised_on_the_caller_and_later_files_are_not_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(writer_module, "save_checked", _failing_save("bad.pt", 28, "No space left on device"))
     writer = CheckpointWriter()
     stacked = {"W": torch.zeros(1, 2)}
     writer.write_seeds(stacked, [(tmp_path / "bad.pt", 0)])
@@ -64,12 +68,7 @@ def test_writer_error_is_raised_on_the_caller_and_later_files_are_not_written(tm
 
 
 def test_failing_checkpoint_write_stops_training_with_the_error(tmp_path, monkeypatch):
-    def failing(path, obj):
-        if path.name == "epoch_7.pt":
-            raise OSError(5, "Input/output error")
-        return save_checked(path, obj)
-
-    monkeypatch.setattr(writer_module, "save_checked", failing)
+    monkeypatch.setattr(writer_module, "save_checked", _failing_save("epoch_7.pt", 5, "Input/output error"))
     run = new_run(tmp_path / "run", _tiny())
     with pytest.raises(OSError, match="Input/output error"):
         train_run(run, "cpu", progress=False)

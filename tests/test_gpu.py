@@ -18,10 +18,8 @@ nothing to test there, and the CPU path has its own tests (``tests/test_train.py
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +31,8 @@ from rep_theory.training.config import RunConfig
 from rep_theory.training.data import make_split
 from rep_theory.training.rundir import new_run, resume_files, run_status
 from rep_theory.training.train import fit, train_run
+
+from helpers import sigkill_when
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(),
                                 reason="no CUDA device: the GPU path cannot run here (CI has no GPU)")
@@ -93,20 +93,11 @@ def test_kill_and_resume_is_bitwise_identical(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "rep_theory", "-v", "train", str(killed), "--device", "cuda",
            "--no-progress", "--resume-every", "0.05"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and proc.poll() is None:
-            epochs = [e for e, _ in resume_files(killed)] if (killed / "resume").is_dir() else []
-            if epochs and max(epochs) >= 100:
-                break
-            time.sleep(0.005)
-        assert proc.poll() is None, "training finished before it could be killed: " + proc.stderr.read().decode()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    def ready():
+        epochs = [e for e, _ in resume_files(killed)] if (killed / "resume").is_dir() else []
+        return bool(epochs) and max(epochs) >= 100
+
+    sigkill_when(cmd, env, ready, timeout=180, poll=0.005)
     assert run_status(killed) == "started" and not (killed / "model.pt").exists()
     resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr

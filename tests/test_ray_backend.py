@@ -26,6 +26,8 @@ from rep_theory.pipeline.grids import create_batch
 from rep_theory.pipeline.runner import Job, execute_job, run_batch
 from rep_theory.pipeline.ray_backend import RayBackend
 
+from helpers import grid_results, run_grid_locally
+
 GRID = {"defaults": {"num_epochs": 60, "embed_dim": 16, "hidden_dim": 16, "log_every": 20,
                      "frac_train": 0.8, "lr": 1e-2},
         "runs": [{"group": "C5", "model": "MLP", "seeds": "1-2"},
@@ -54,22 +56,10 @@ def ray_cluster():
 @pytest.fixture(scope="module")
 def local_results(tmp_path_factory):
     """The grid run by the local backend in this process: ``{run: (summary, key irreps)}``."""
-    import torch
-    batch = tmp_path_factory.mktemp("local")
-    create_batch(batch, GRID)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as in a Ray worker with num_cpus=1 (OMP_NUM_THREADS=1)
-    try:
-        report = run_batch(batch, device="cpu", final_only=True, stages=STAGES)
-    finally:
-        torch.set_num_threads(threads)
-    assert report.failed == {} and sorted(report.evaluated) == list(RUNS)
-    return _results(batch, RUNS)
+    return run_grid_locally(tmp_path_factory.mktemp("local"), GRID, RUNS, STAGES)
 
 
-def _results(batch: Path, runs) -> dict[str, tuple[dict, list[str]]]:
-    return {name: (json.loads((batch / name / "summary_metrics.json").read_text()),
-                   (batch / name / "key_reps.txt").read_text().split()) for name in runs}
+_results = grid_results
 
 
 def _assert_same(got, expected):

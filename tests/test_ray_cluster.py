@@ -35,6 +35,8 @@ from rep_theory.pipeline.grids import create_batch
 from rep_theory.pipeline.ray_backend import RayBackend
 from rep_theory.pipeline.runner import Job, execute_job, run_batch
 
+from helpers import grid_results, run_grid_locally
+
 pytestmark = pytest.mark.slow
 
 GRID = {"defaults": {"num_epochs": 400, "embed_dim": 16, "hidden_dim": 16, "log_every": 50,
@@ -76,22 +78,11 @@ def cluster():
 @pytest.fixture(scope="module")
 def local_results(tmp_path_factory):
     """The grid through the local backend in this process (one thread, as a 1-CPU Ray worker)."""
-    import torch
-    batch = tmp_path_factory.mktemp("local")
-    create_batch(batch, GRID)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        report = run_batch(batch, device="cpu", final_only=True, stages=STAGES)
-    finally:
-        torch.set_num_threads(threads)
-    assert report.failed == {} and sorted(report.evaluated) == list(RUNS)
-    return _results(batch)
+    return run_grid_locally(tmp_path_factory.mktemp("local"), GRID, RUNS, STAGES)
 
 
 def _results(batch: Path) -> dict[str, tuple[dict, list[str]]]:
-    return {name: (json.loads((batch / name / "summary_metrics.json").read_text()),
-                   (batch / name / "key_reps.txt").read_text().split()) for name in RUNS}
+    return grid_results(batch, RUNS)
 
 
 def _assert_same_as_local(batch: Path, expected) -> None:

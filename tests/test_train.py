@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,8 @@ from rep_theory.training.models import make_model
 from rep_theory.training.losses import cross_entropy64, sum_cross_entropy64
 from rep_theory.training.rundir import list_checkpoints as _list_checkpoints, load_run_model, load_weights, new_run, run_status
 from rep_theory.training.train import LOG_COLUMNS, checkpoint_epochs, fit, train_run, train_runs
+
+from helpers import sigkill_when
 
 
 def list_checkpoints(run):
@@ -42,11 +43,13 @@ def _tiny(seed=1, **kw):
 
 
 def _single_reference(cfg: RunConfig):
-    """An independent single-seed AdamW loop on the paper-style model (the batched trainer's reference)."""
+    """An independent single-seed loop (the batched trainer's reference): torch's AdamW, or Adam with L2
+    weight decay when ``cfg.optimizer`` is ``"adam"``, full batch, float64 cross-entropy."""
     split = make_split(cfg.spec, cfg.frac_train, cfg.seed)
     model = make_model(cfg.model, split.n, seed=cfg.seed, embed_dim=cfg.embed_dim, hidden_dim=cfg.hidden_dim)
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=cfg.betas,
-                            weight_decay=cfg.weight_decay)
+    opt_class = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.AdamW
+    opt = opt_class([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=cfg.betas,
+                    weight_decay=cfg.weight_decay)
     for _ in range(cfg.num_epochs):
         loss = F.cross_entropy(model(split.a_train, split.b_train).to(torch.float64), split.y_train)
         loss.backward()
@@ -250,20 +253,12 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT))
     cmd = [sys.executable, "-m", "rep_theory", "-v", "train", str(run), "--device", "cpu", "--no-progress",
            "--resume-every", "0.05"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            epochs = [int(p.stem.split("_")[1]) for p in (run / "resume").glob("state_*.pt")] if (run / "resume").is_dir() else []
-            if epochs and max(epochs) >= 30 and len(list_checkpoints(run)) >= 35:
-                break
-            time.sleep(0.01)
-        assert proc.poll() is None, "training finished before it could be killed: " + proc.stderr.read().decode()
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+
+    def ready():
+        epochs = [int(p.stem.split("_")[1]) for p in (run / "resume").glob("state_*.pt")] if (run / "resume").is_dir() else []
+        return bool(epochs) and max(epochs) >= 30 and len(list_checkpoints(run)) >= 35
+
+    proc = sigkill_when(cmd, env, ready, timeout=120)
     assert proc.returncode == -signal.SIGKILL
     assert run_status(run) == "started" and not (run / "model.pt").exists()
 

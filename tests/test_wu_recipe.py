@@ -5,7 +5,6 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from rep_theory.algebra.groups import get_group
 from rep_theory.cli import main as cli_main
@@ -13,10 +12,11 @@ from rep_theory.explain.proofs import verify
 from rep_theory.explain.proofs.core import mlp_matrices
 from rep_theory.training.batched import BatchedWuMLP, make_batched_model
 from rep_theory.training.config import WU_RECIPE, RunConfig, load_config, paper_defaults, wu_recipe
-from rep_theory.training.data import make_split
 from rep_theory.training.models import WuMLP, make_model
 from rep_theory.training.rundir import load_run_model
 from rep_theory.training.train import fit
+
+from test_train import _single_reference
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -58,19 +58,6 @@ def test_batched_model_stacks_singles():
         torch.testing.assert_close(batched.to_single(i)(a, b), single(a, b))
 
 
-def _reference_adam(cfg: RunConfig):
-    """An independent per-seed loop: torch.optim.Adam (L2 weight decay) on the single WuMLP."""
-    split = make_split(cfg.spec, cfg.frac_train, cfg.seed)
-    model = make_model(cfg.model, split.n, seed=cfg.seed, hidden_dim=cfg.hidden_dim)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-    for _ in range(cfg.num_epochs):
-        loss = F.cross_entropy(model(split.a_train, split.b_train).to(torch.float64), split.y_train)
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    return model
-
-
 @pytest.mark.parametrize("dtype, tol", [(torch.float32, 1e-4), (torch.float64, 1e-11)])
 def test_seed_batched_training_equals_per_seed_training(dtype, tol):
     before = torch.get_default_dtype()
@@ -81,7 +68,7 @@ def test_seed_batched_training_equals_per_seed_training(dtype, tol):
                 for s in (1, 2)]
         models, logs = fit(cfgs, "cpu")
         for cfg, trained, log in zip(cfgs, models, logs):
-            ref = _reference_adam(cfg)
+            ref = _single_reference(cfg)   # torch.optim.Adam: cfg.optimizer is "adam"
             assert trained.W_l.dtype == dtype
             for key, value in ref.state_dict().items():
                 rel = ((trained.state_dict()[key] - value).norm() / value.norm()).item()
