@@ -5,12 +5,14 @@ for ``--epochs`` epochs into fresh run directories, in interleaved rounds, with
 
 * ``sync``: every checkpoint written on the training thread, as before
   (``.cpu()``, a clone per seed, :func:`rep_theory.io.save_checked`: serialise, sha256, write, fsync);
-* ``background``: :class:`rep_theory.training.checkpoint_writer.CheckpointWriter` (what training uses).
+* ``background``: :class:`rep_theory.training.checkpoint_writer.CheckpointWriter` (what training uses);
+* ``none``: no checkpoint written (the baseline: training alone, same loop otherwise).
 
 A short run has a checkpoint at *every* epoch (``checkpoint_epochs(200)`` is 0..200), which is the
 regime of a 250k-epoch run's first 86 epochs.  The script prints, per mode, the wall time, the time
-the training thread was blocked by checkpoints (writing, or waiting for the queue / a flush), that
-time's share of the wall time, and an extrapolation to a paper run (250k epochs, 728 checkpoints,
+the training thread spent in the writer (writing, or waiting for the queue / a flush; on CUDA this
+includes waiting for the GPU to finish the steps queued before the copy, so it is not a cost there),
+its share of the wall time, the wall time per checkpoint over ``none`` (the cost), and an extrapolation to a paper run (250k epochs, 728 checkpoints,
 the measured per-checkpoint blocking and per-epoch cost; resume states every 60 s not included).
 
     python benchmarks/bench_checkpoints.py                   # S5 MLP, 4 seeds, 200 epochs, 3 rounds
@@ -70,6 +72,13 @@ class SyncWriter(_Timed):
         pass
 
 
+class NullWriter(SyncWriter):
+    """Writes nothing: the baseline run."""
+
+    def write_seeds(self, stacked, targets):
+        pass
+
+
 class TimedWriter(CheckpointWriter, _Timed):
     def write_seeds(self, stacked, targets):
         self._timed(super().write_seeds, stacked, targets)
@@ -85,7 +94,7 @@ def _one_run(root: Path, mode: str, seeds: int, epochs: int, device) -> tuple[fl
     shutil.rmtree(root, ignore_errors=True)
     runs = [new_run(root / f"S5_MLP_seed{s}", paper_defaults("S5", "MLP", seed=s, num_epochs=epochs))
             for s in range(1, seeds + 1)]
-    train_module.CheckpointWriter = SyncWriter if mode == "sync" else TimedWriter
+    train_module.CheckpointWriter = {"sync": SyncWriter, "background": TimedWriter, "none": NullWriter}[mode]
     _Timed.blocked = 0.0
     try:
         t = time.perf_counter()
@@ -115,8 +124,9 @@ def main(argv=None) -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"S5 MLP, {args.seeds} seeds, {args.epochs} epochs ({n_ckpt} checkpoints x {args.seeds} files), "
           f"device {device} ({name}); runs in {base}")
-    results = {"sync": [], "background": []}
+    results = {"none": [], "sync": [], "background": []}
     try:
+        _one_run(base / "warm-up", "none", args.seeds, 2, device)  # first-run costs (imports, caches, CUDA init)
         for _ in range(args.rounds):
             for mode in results:
                 results[mode].append(_one_run(base / mode, mode, args.seeds, args.epochs, device))
@@ -124,23 +134,23 @@ def main(argv=None) -> None:
         if not args.dir:
             shutil.rmtree(base, ignore_errors=True)
     paper_ckpt, paper_epochs = len(checkpoint_epochs(250_000)), 250_000
-    # training alone: the sync rounds' wall time minus their (separately timed) checkpoint writes.
-    # The background writer's own CPU time is not "blocked" time but competes for the cores, so a
-    # mode's checkpoint cost on the wall is its wall time minus that, round by round.
-    pure = [w - b for w, b in results["sync"]]
+    # training alone: the rounds without checkpoints.  A mode's cost is its wall time over that,
+    # round by round (the writer's own CPU time competes for the cores, so it counts too).
+    pure = [w for w, _ in results.pop("none")]
     per_epoch = statistics.median(pure) / args.epochs
-    print(f"training alone (sync wall - sync blocked): {statistics.median(pure):.2f} s = {per_epoch * 1e3:.1f} ms/epoch")
+    print(f"training alone (no checkpoints): {statistics.median(pure):.2f} s = {per_epoch * 1e3:.2f} ms/epoch; "
+          f"rounds {', '.join(f'{w:.2f}' for w in pure)}")
     for mode, rows in results.items():
         wall = statistics.median(w for w, _ in rows)
         blocked = statistics.median(b for _, b in rows)
         share = statistics.median(b / w for w, b in rows)
-        cost = statistics.median(w - p for (w, _), p in zip(rows, pure)) / n_ckpt
+        cost = max(0.0, statistics.median(w - p for (w, _), p in zip(rows, pure))) / n_ckpt
         paper = paper_ckpt * cost / (paper_ckpt * cost + paper_epochs * per_epoch)
-        print(f"{mode:10s}: wall {wall:7.2f} s, blocked by checkpoints {blocked:6.2f} s = {share:6.1%} of the wall time; "
-              f"rounds (wall/blocked) {', '.join(f'{w:.1f}/{b:.2f}' for w, b in rows)}")
-        print(f"{'':10s}  wall time per checkpoint of {args.seeds} seeds: {cost * 1e3:6.2f} ms; a 250k-epoch run "
-              f"({paper_ckpt} checkpoints) at this rate spends {paper_ckpt * cost:6.1f} s = {paper:6.2%} on them")
-
+        print(f"{mode:10s}: wall {wall:7.2f} s, in the writer {blocked:6.2f} s = {share:6.1%} of the wall time; "
+              f"rounds (wall/in writer) {', '.join(f'{w:.1f}/{b:.2f}' for w, b in rows)}")
+        print(f"{'':10s}  wall time per checkpoint of {args.seeds} seeds over no checkpoints: {cost * 1e3:6.2f} ms; "
+              f"a 250k-epoch run ({paper_ckpt} checkpoints) at this rate spends {paper_ckpt * cost:6.1f} s = "
+              f"{paper:6.2%} of its wall time on them")
 
 if __name__ == "__main__":
     main()

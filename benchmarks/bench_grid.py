@@ -52,7 +52,7 @@ def _setup(cfgs, device, graphs: bool):
                                   capturable=use_graph)
     data = _stack_splits([make_split(G, c.frac_train, c.seed, paper_order=c.paper_order) for c in cfgs], device)
     n_train = data["a_train"].shape[1]
-    chunks = _chunk_bounds(n_train, len(seeds), n)
+    chunks = _chunk_bounds(n_train, len(seeds), n, device)
 
     def eager_step():
         optimizer.zero_grad(set_to_none=True)

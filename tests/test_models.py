@@ -283,6 +283,44 @@ def test_batched_transformer_gradients_equal_single_in_float64():
         assert torch.allclose(p.grad[0], params[key].grad, rtol=1e-9, atol=1e-12), key
 
 
+@pytest.mark.parametrize("split_rows", [0, 1, 7, 64, 1000])
+def test_split_weight_gradient_equals_one_product(split_rows):
+    """The CUDA weight gradient as a sum over row blocks (split-K), with a remainder block, equals one
+    batched product: exactly when it does not split (0, or fewer than two blocks), to rounding else."""
+    from rep_theory.training.batched import _weight_grad
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 453, 16, generator=gen, dtype=torch.float64)
+    grad = torch.randn(3, 453, 24, generator=gen, dtype=torch.float64)
+    got = _weight_grad(x, grad, split_rows)
+    want = torch.bmm(x.transpose(1, 2), grad)
+    assert got.shape == (3, 16, 24)
+    if split_rows in (0, 1000):
+        assert torch.equal(got, want)
+    else:
+        assert torch.allclose(got, want, rtol=1e-12, atol=1e-12)
+        assert not torch.allclose(got, torch.bmm(x[:, :-1].transpose(1, 2), grad[:, :-1]), rtol=1e-6)  # every row counts
+
+
+@pytest.mark.parametrize("kind", ["OneLayerMLP", "Transformer", "WuMLP"])
+def test_split_weight_gradients_leave_batched_gradients_unchanged(kind, monkeypatch):
+    """The split weight gradients (CUDA's path, forced here on the CPU with small blocks) give every
+    parameter of the seed-batched models the same gradient as plain products, in float64."""
+    import rep_theory.training.batched as batched_module
+    split = make_split("S3", 0.8, seed=1)
+    a, b, y = split.a_train[None].expand(2, -1), split.b_train[None].expand(2, -1), split.y_train
+    grads = []
+    for devices in [(), ("cpu",)]:
+        monkeypatch.setattr(batched_module, "_SPLIT_DEVICES", devices)
+        monkeypatch.setattr(batched_module, "_SPLIT_ROWS", 4)
+        model = make_batched_model(kind, 6, seeds=[1, 2], embed_dim=8, hidden_dim=12).double()
+        logits = model(a, b)
+        torch.nn.functional.cross_entropy(logits.reshape(-1, 6), y.repeat(2)).backward()
+        grads.append({name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and len(grads[0]) >= 3
+    for name, g in grads[0].items():
+        assert torch.allclose(grads[1][name], g, rtol=1e-10, atol=1e-13), name
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="embed_dim"):
         OneLayerMLP(5, 0, 4)
