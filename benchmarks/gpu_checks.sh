@@ -46,10 +46,10 @@ case "$part" in
     ;;
 3)
     run gpu_tests 120 "$py" -m pytest -q --timeout 100 tests/test_gpu.py
-    run profile_s6_mlp 60 "$py" benchmarks/profile_step.py --device cuda --group S6 --seeds 4 --steps 10 \
-        --split-rows 0 1024 2048 4096
+    run profile_s6_mlp 60 "$py" benchmarks/profile_step.py --device cuda --group S6 --seeds 4 --steps 10
     run profile_s6_t 60 "$py" benchmarks/profile_step.py --device cuda --group S6 --model T --seeds 4 --steps 4 \
-        --profile-steps 1 --split-rows 0 1024 2048 4096
+        --profile-steps 1
+    run profile_s5_mlp_32 40 "$py" benchmarks/profile_step.py --device cuda --group S5 --seeds 32 --steps 20
     run train_s6 40 "$py" benchmarks/bench_train.py --device cuda --group S6 --seeds 4 --steps 10 --rounds 2
     run train_s5_32 40 "$py" benchmarks/bench_train.py --device cuda --seeds 32 --rounds 3
     run grid 60 "$py" benchmarks/bench_grid.py --device cuda --max-seconds 28

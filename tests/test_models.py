@@ -283,10 +283,20 @@ def test_batched_transformer_gradients_equal_single_in_float64():
         assert torch.allclose(p.grad[0], params[key].grad, rtol=1e-9, atol=1e-12), key
 
 
-@pytest.mark.parametrize("split_rows", [0, 1, 7, 64, 1000])
+def test_row_blocks_prefer_equal_blocks_near_the_size():
+    from rep_theory.training.batched import _row_blocks
+    assert _row_blocks(129600, 2048) == (64, 2025)   # S6 MLP: 64 equal blocks, no copy
+    assert _row_blocks(5760, 2048) == (3, 1920)      # S5 MLP
+    assert _row_blocks(4096, 2048) == (2, 2048)
+    assert _row_blocks(4099, 2048) == (2, 2048)      # a prime: two blocks and a remainder of 3 rows
+    assert _row_blocks(1000, 2048)[0] < 2            # too short to split
+
+
+@pytest.mark.parametrize("split_rows", [0, 1, 8, 64, 100, 1000])
 def test_split_weight_gradient_equals_one_product(split_rows):
-    """The CUDA weight gradient as a sum over row blocks (split-K), with a remainder block, equals one
-    batched product: exactly when it does not split (0, or fewer than two blocks), to rounding else."""
+    """The CUDA weight gradient as a sum over row blocks (split-K; 453 rows: equal blocks of 1 and
+    of 151 for 1 and 100, blocks and a remainder for 8 and 64) equals one batched product: exactly when it does not
+    split (0, or fewer than two blocks), to rounding else."""
     from rep_theory.training.batched import _weight_grad
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(3, 453, 16, generator=gen, dtype=torch.float64)

@@ -13,6 +13,7 @@ the single-seed model's layout.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Sequence
 
@@ -99,21 +100,35 @@ _SPLIT_ROWS = 2048  # rows per partial product of a weight gradient on CUDA (0: 
 _SPLIT_DEVICES = ("cuda",)  # device types whose weight gradients are split (the CPU keeps one product)
 
 
+@functools.lru_cache(maxsize=256)
+def _row_blocks(rows: int, split_rows: int) -> tuple[int, int]:
+    """``(blocks, size)``: ``rows`` cut into blocks of about ``split_rows`` rows.  Equal blocks where a
+    size within a factor 2 of ``split_rows`` divides ``rows`` (the nearest such size), so that a
+    contiguous ``[seed, rows, d]`` reshapes to ``[seed*blocks, size, d]`` without a copy; else
+    ``rows // split_rows`` blocks of ``split_rows`` and a remainder."""
+    for delta in range(split_rows + 1):
+        for size in (split_rows - delta, split_rows + delta):
+            if max(1, split_rows // 2) <= size <= 2 * split_rows and rows % size == 0 and rows // size >= 2:
+                return rows // size, size
+    return rows // split_rows, split_rows
+
+
 def _weight_grad(x: torch.Tensor, grad: torch.Tensor, split_rows: int) -> torch.Tensor:
     """``x^T @ grad`` per seed, ``[seed, d_in, d_out]``, for ``x [seed, batch, d_in]``, ``grad [seed, batch, d_out]``.
 
     The reduction runs over the long ``batch`` axis with a small output, so one batched product
     leaves most of a large GPU idle (an S6 MLP's unembedding: 4 seeds x 128 x 720 outputs, 23k to
-    130k rows).  With ``split_rows`` it is a sum of partial products over blocks of that many rows
-    (split-K), summed in a fixed order: deterministic, and equal up to float32 rounding.
+    130k rows).  With ``split_rows`` it is a sum of partial products over blocks of about that many
+    rows (split-K, :func:`_row_blocks`), summed in a fixed order: deterministic, and equal up to
+    float32 rounding.
     """
     s, rows, d_in = x.shape
-    k = rows // split_rows if split_rows > 0 else 0
+    k, size = _row_blocks(rows, split_rows) if split_rows > 0 else (0, 0)
     if k < 2:
         return torch.bmm(x.transpose(1, 2), grad)
-    main = k * split_rows
-    xs = x[:, :main].reshape(s * k, split_rows, d_in)                  # [seed*block, split_rows, d_in]
-    gs = grad[:, :main].reshape(s * k, split_rows, grad.shape[2])      # [seed*block, split_rows, d_out]
+    main = k * size
+    xs = x[:, :main].reshape(s * k, size, d_in)                    # [seed*block, size, d_in]: a view when main == rows
+    gs = grad[:, :main].reshape(s * k, size, grad.shape[2])        # [seed*block, size, d_out]
     out = torch.bmm(xs.transpose(1, 2), gs).reshape(s, k, d_in, grad.shape[2]).sum(1)
     if main < rows:
         out = torch.baddbmm(out, x[:, main:].transpose(1, 2), grad[:, main:])
