@@ -29,8 +29,7 @@ from rep_theory.device import resolve_device
 from rep_theory.pipeline.grids import load_grid
 from rep_theory.training.batched import make_batched_model
 from rep_theory.training.data import element_permutation, make_split
-from rep_theory.training.losses import sum_cross_entropy64
-from rep_theory.training.train import _capture_step, _chunk_bounds, _evaluate, _stack_splits
+from rep_theory.training.step import evaluate_pairs, make_optimizer, make_train_step, stack_splits
 
 
 def _sync(device):
@@ -39,34 +38,23 @@ def _sync(device):
 
 
 def _setup(cfgs, device, graphs: bool):
-    """The trainer's model, optimizer, data and step for one seed batch (see ``train._train_batch``)."""
+    """The trainer's model, optimizer, data and step for one seed batch (:mod:`rep_theory.training.step`)."""
     cfg0 = cfgs[0]
     G = get_group(cfg0.spec)
-    n = G.order
     seeds = [c.seed for c in cfgs]
-    model = make_batched_model(cfg0.model, n, seeds=seeds, embed_dim=cfg0.embed_dim, hidden_dim=cfg0.hidden_dim,
+    model = make_batched_model(cfg0.model, G.order, seeds=seeds, embed_dim=cfg0.embed_dim,
+                               hidden_dim=cfg0.model_hidden_dim,
                                element_perm=element_permutation(G, cfg0.paper_order)).to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     use_graph = graphs and device.type == "cuda"
-    optimizer = torch.optim.AdamW(params, lr=cfg0.lr, betas=cfg0.betas, weight_decay=cfg0.weight_decay,
-                                  capturable=use_graph)
-    data = _stack_splits([make_split(G, c.frac_train, c.seed, paper_order=c.paper_order) for c in cfgs], device)
-    n_train = data["a_train"].shape[1]
-    chunks = _chunk_bounds(n_train, len(seeds), n, device)
-
-    def eager_step():
-        optimizer.zero_grad(set_to_none=True)
-        for lo, hi in chunks:
-            logits = model(data["a_train"][:, lo:hi], data["b_train"][:, lo:hi])
-            sum_cross_entropy64(logits, data["y_train"][:, lo:hi], 1.0 / n_train).backward()
-        optimizer.step()
-
-    step = _capture_step(eager_step, optimizer, params) if use_graph else eager_step
+    optimizer = make_optimizer(cfg0, params, capturable=use_graph)
+    data = stack_splits([make_split(G, c.frac_train, c.seed, paper_order=c.paper_order) for c in cfgs], device)
+    step = make_train_step(model, optimizer, params, data, graphs=use_graph)
 
     def evaluate():
-        _evaluate(model, data["a_train"], data["b_train"], data["y_train"])
-        _evaluate(model, data["a_test"], data["b_test"], data["y_test"])
-    return step, evaluate, n_train
+        evaluate_pairs(model, data["a_train"], data["b_train"], data["y_train"])
+        evaluate_pairs(model, data["a_test"], data["b_test"], data["y_test"])
+    return step, evaluate, data["a_train"].shape[1]
 
 
 def main(argv=None) -> None:

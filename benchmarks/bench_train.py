@@ -5,7 +5,8 @@ Measures seed-steps per second (one full-batch AdamW step of one seed) for the p
 
 * ``paper loop``: one ``OneLayerMLP`` and one AdamW per seed, stepped one seed after another;
   the forward concatenates the two embeddings and multiplies by ``W`` (the paper's code);
-* ``batched``: one ``BatchedOneLayerMLP`` holding every seed (the path ``rep-theory train`` uses).
+* ``batched``: one ``BatchedOneLayerMLP`` holding every seed, stepped exactly as ``rep-theory train``
+  steps it (on CUDA a CUDA graph replay; ``--no-graphs`` times the eager step).
 
     python benchmarks/bench_train.py                      # 8 seeds on the CPU
     python benchmarks/bench_train.py --seeds 32 --device cuda
@@ -25,13 +26,12 @@ import time
 
 import torch
 import torch.nn.functional as F
+from bench_grid import _setup
 
 from rep_theory.training.config import paper_defaults
 from rep_theory.training.data import make_split
-from rep_theory.training.batched import make_batched_model
 from rep_theory.training.models import make_model
 from rep_theory.device import resolve_device
-from rep_theory.training.losses import sum_cross_entropy64
 from rep_theory.training.train import fit
 
 
@@ -61,26 +61,10 @@ def paper_loop(spec, model_name, seeds, device):
     return step
 
 
-def batched(spec, model_name, seeds, device):
-    """One training step of the seed-batched model (the path ``rep-theory train`` uses)."""
-    cfg = paper_defaults(spec, model_name)
-    splits = [make_split(spec, cfg.frac_train, s) for s in seeds]
-    a = torch.stack([s.a_train for s in splits]).to(device)
-    b = torch.stack([s.b_train for s in splits]).to(device)
-    y = torch.stack([s.y_train for s in splits]).to(device)
-    m = make_batched_model(cfg.model, splits[0].n, seeds=seeds).to(device)
-    opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=cfg.lr, betas=cfg.betas,
-                            weight_decay=cfg.weight_decay)
-    n_train = a.shape[1]
-    # as rep-theory train does: on the CPU the float64 copy of the logits reuses one buffer
-    workspace = torch.empty(y.numel() * splits[0].n, dtype=torch.float64) if device.type == "cpu" else None
-
-    def step():
-        logits = m(a, b)
-        loss = sum_cross_entropy64(logits, y, 1.0 / n_train, workspace=workspace)
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+def batched(spec, model_name, seeds, device, graphs: bool = True):
+    """One training step of the seed-batched model: the trainer's step (:mod:`rep_theory.training.step`;
+    chunked float64 loss, the CPU's reused buffer, on CUDA a CUDA graph replay unless ``graphs`` is off)."""
+    step, _, _ = _setup([paper_defaults(spec, model_name, seed=s) for s in seeds], device, graphs=graphs)
     return step
 
 
@@ -107,7 +91,7 @@ def main(argv=None):
     parser.add_argument("--group", default="S5")
     parser.add_argument("--model", default="MLP", choices=["MLP", "T", "B"])
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
-    parser.add_argument("--no-graphs", action="store_true", help="--full-run on CUDA without CUDA graphs")
+    parser.add_argument("--no-graphs", action="store_true", help="CUDA: time eager steps instead of CUDA graph replays")
     parser.add_argument("--full-run", type=int, default=None, metavar="EPOCHS",
                         help="time a whole in-memory run of EPOCHS epochs for --seeds seeds instead")
     args = parser.parse_args(argv)
@@ -135,7 +119,7 @@ def main(argv=None):
 
     # Interleaved rounds: both variants see the same load on a shared machine; the speed-up is
     # the median over rounds of the per-round ratio of median step times.
-    step_batched = batched(args.group, args.model, seeds, device)
+    step_batched = batched(args.group, args.model, seeds, device, graphs=not args.no_graphs)
     step_loop = paper_loop(args.group, args.model, seeds, device)
     rounds = []
     for _ in range(args.rounds):

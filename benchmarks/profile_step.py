@@ -4,7 +4,7 @@ Builds the trainer's step for one config (as :mod:`bench_grid` does: seed-batche
 data, the chunked float64 loss), then
 
 * times ``--steps`` steps for each logit budget of ``--budgets`` (logits per forward chunk; the
-  trainer's is ``rep_theory.training.train._logit_budget(device)``) and each ``--split-rows``
+  trainer's is ``rep_theory.training.step.logit_budget(device)``) and each ``--split-rows``
   (rows per partial product of a weight gradient, 0 = one product; the trainer's is
   ``rep_theory.training.batched._SPLIT_ROWS`` on CUDA), as graph replays on CUDA;
 * profiles ``--profile-steps`` eager steps with :mod:`torch.profiler` at the trainer's settings and
@@ -23,7 +23,7 @@ import torch
 from bench_grid import _setup, _sync
 
 import rep_theory.training.batched as batched_module
-import rep_theory.training.train as train_module
+import rep_theory.training.step as step_module
 from rep_theory.device import resolve_device
 from rep_theory.training.config import paper_defaults
 
@@ -55,23 +55,26 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     device = resolve_device(args.device)
     cfgs = [paper_defaults(args.group, args.model, seed=s) for s in range(1, args.seeds + 1)]
-    default_budget, default_split = train_module._logit_budget(device), batched_module._SPLIT_ROWS
-    budgets = args.budgets or sorted({train_module._LOGIT_BUDGET, default_budget})
+    default_budget = step_module.logit_budget(device)
+    default_split = batched_module._SPLIT_ROWS if device.type in batched_module._SPLIT_DEVICES else 0
+    budgets = args.budgets or sorted({step_module.CPU_LOGIT_BUDGET, default_budget})
     splits = args.split_rows if args.split_rows is not None else sorted({0, default_split})
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"{args.group} {args.model}, {args.seeds} seeds, device {device} ({name})")
-    budget_of = train_module._logit_budget
+    budget_of, split_rows_of, split_devices_of = (step_module.logit_budget, batched_module._SPLIT_ROWS,
+                                                  batched_module._SPLIT_DEVICES)
     try:
         for budget in budgets:
             for split_rows in splits:
-                train_module._logit_budget = lambda _device, budget=budget: budget
-                batched_module._SPLIT_ROWS = split_rows
+                step_module.logit_budget = lambda _device, budget=budget: budget
+                batched_module._SPLIT_ROWS, batched_module._SPLIT_DEVICES = split_rows, (device.type,)
                 per = _time_steps(cfgs, device, args.steps, graphs=True)
                 mark = " (trainer's)" if (budget, split_rows) == (default_budget, default_split) else ""
                 print(f"logit budget {budget:>13,d}, split rows {split_rows:5d}: {per * 1e3:8.2f} ms/step = "
                       f"{args.seeds / per:9.1f} seed-steps/s{mark}", flush=True)
     finally:
-        train_module._logit_budget, batched_module._SPLIT_ROWS = budget_of, default_split
+        step_module.logit_budget = budget_of
+        batched_module._SPLIT_ROWS, batched_module._SPLIT_DEVICES = split_rows_of, split_devices_of
     step, _, _ = _setup(cfgs, device, graphs=False)
     step()
     _sync(device)

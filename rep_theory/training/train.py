@@ -63,14 +63,14 @@ from tqdm.auto import tqdm
 from rep_theory.algebra.groups import get_group
 from rep_theory.device import resolve_device
 from rep_theory.training.config import RunConfig, load_config
-from rep_theory.training.data import PairSplit, element_permutation, make_split
-from rep_theory.training.losses import cross_entropy64, sum_cross_entropy64
+from rep_theory.training.data import element_permutation, make_split
 from rep_theory.training.rundir import checkpoint_path, resume_files, run_status
 from rep_theory.io import CorruptFileError, atomic_write_text, load_checked, save_checked
 from rep_theory.training.batched import BatchedModel, make_batched_model
 from rep_theory.training.checkpoint_writer import CheckpointWriter
 from rep_theory.training.models import GroupModel
 from rep_theory.training.routing import make_router
+from rep_theory.training.step import evaluate_pairs, make_optimizer, make_train_step, stack_splits
 from rep_theory.training.constants import DEFAULT_RESUME_EVERY_S
 
 __all__ = ["checkpoint_epochs", "train_runs", "train_run", "fit", "LOG_COLUMNS", "DEFAULT_RESUME_EVERY_S"]
@@ -83,8 +83,6 @@ LOG_COLUMNS = ("epoch", "train_loss", "test_loss", "train_acc", "test_acc")
 
 _RESUME_FORMAT = 1
 _KEEP_RESUME_STATES = 2
-_LOGIT_BUDGET = 1 << 26  # logits per forward chunk on the CPU: bounds memory for large groups / many seeds
-_CUDA_LOGIT_BUDGET_MAX = 1 << 30  # on CUDA a chunk may hold up to this many, and 1/64 of the card's memory
 
 
 # =================================================================================================
@@ -176,41 +174,6 @@ class _Batch:
     logs: list[list[dict]] = field(default_factory=list)
 
 
-def _stack_splits(splits: Sequence[PairSplit], device: torch.device) -> dict[str, torch.Tensor]:
-    return {name: torch.stack([getattr(s, name) for s in splits]).to(device)
-            for name in ("a_train", "b_train", "y_train", "a_test", "b_test", "y_test")}
-
-
-def _logit_budget(device: torch.device) -> int:
-    """Logits per forward chunk.  On CUDA larger chunks mean fewer, larger kernels (an S6 MLP step of 4
-    seeds on an H200: 15.7 ms at the CPU's 2^26, 13.6 ms at 2^30); the float32 logits and their
-    gradient then take at most 1/8 of the card's memory (Triton's loss stores no float64 copy)."""
-    if device.type != "cuda":
-        return _LOGIT_BUDGET
-    total = torch.cuda.get_device_properties(device).total_memory
-    return max(_LOGIT_BUDGET, min(_CUDA_LOGIT_BUDGET_MAX, total // 64))
-
-
-def _chunk_bounds(length: int, n_seeds: int, n: int, device: torch.device | None = None) -> list[tuple[int, int]]:
-    """``[(lo, hi)]`` row ranges of at most :func:`_logit_budget` logits (``n_seeds * n`` per row)."""
-    budget = _logit_budget(device) if device is not None else _LOGIT_BUDGET
-    size = max(1, budget // max(1, n_seeds * n))
-    return [(lo, min(lo + size, length)) for lo in range(0, length, size)]
-
-
-@torch.no_grad()
-def _evaluate(model: BatchedModel, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-seed mean float64 cross-entropy and accuracy on pairs ``a, b [seed, batch]``."""
-    loss = torch.zeros(model.n_seeds, dtype=torch.float64, device=a.device)
-    correct = torch.zeros(model.n_seeds, dtype=torch.float64, device=a.device)
-    for lo, hi in _chunk_bounds(a.shape[1], model.n_seeds, model.n, a.device):
-        logits = model(a[:, lo:hi], b[:, lo:hi])
-        loss += cross_entropy64(logits, y[:, lo:hi]) * (hi - lo)
-        correct += (logits.argmax(-1) == y[:, lo:hi]).sum(-1).to(torch.float64)
-    return loss / a.shape[1], correct / a.shape[1]
-
-
 class _GracefulStop:
     """First SIGINT/SIGTERM sets ``requested`` (training saves and stops); a second SIGINT interrupts at once."""
 
@@ -255,16 +218,12 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
     trainable = [(attr, key) for attr, key in model._KEYS.items() if getattr(model, attr).requires_grad]
     params = [getattr(model, attr) for attr, _ in trainable]
     use_graph = cuda_graphs and device.type == "cuda"
-    opt_class = torch.optim.Adam if cfg0.optimizer == "adam" else torch.optim.AdamW
-    optimizer = opt_class(params, lr=cfg0.lr, betas=cfg0.betas, weight_decay=cfg0.weight_decay,
-                          capturable=use_graph)
+    optimizer = make_optimizer(cfg0, params, capturable=use_graph)
     start = batch.start_epoch
     if start > 0:
         _load_optimizer(optimizer, params, trainable, [s["optimizer"] for s in batch.states], start)
 
-    data = _stack_splits([make_split(G, c.frac_train, c.seed, paper_order=c.paper_order) for c in cfgs], device)
-    n_train = data["a_train"].shape[1]
-    train_chunks = _chunk_bounds(n_train, len(seeds), n, device)
+    data = stack_splits([make_split(G, c.frac_train, c.seed, paper_order=c.paper_order) for c in cfgs], device)
     ckpt_epochs = set(checkpoint_epochs(E, cfg0.num_checkpoints))
     logs = batch.logs or [[] for _ in cfgs]
     run_dirs = batch.run_dirs
@@ -299,28 +258,7 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
             _write_log(run_dir, logs[i])
             _write_resume_state(run_dir, state)
 
-    # the float64 copy of the logits reuses one buffer on the CPU (a fresh 10-100 MB tensor per
-    # step costs more in page faults there than the loss's arithmetic); CUDA's allocator caches
-    workspace = None
-    if data["y_train"].device.type == "cpu" and train_chunks:
-        longest = max(hi - lo for lo, hi in train_chunks)
-        workspace = torch.empty(len(seeds) * longest * n, dtype=torch.float64)
-
-    def eager_step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        for lo, hi in train_chunks:
-            logits = model(data["a_train"][:, lo:hi], data["b_train"][:, lo:hi])
-            loss = sum_cross_entropy64(logits, data["y_train"][:, lo:hi], 1.0 / n_train, workspace=workspace)
-            loss.backward()
-        optimizer.step()
-
-    step = eager_step
-    if use_graph and start < E:
-        try:
-            step = _capture_step(eager_step, optimizer, params)
-        except RuntimeError as err:  # e.g. an op that cannot be captured on this build
-            logger.warning("CUDA graph capture failed (%s); training without it", err)
-            step = eager_step
+    step = make_train_step(model, optimizer, params, data, graphs=use_graph and start < E)
 
     desc = f"{cfg0.spec} {cfg0.model_short} seed{'s' if len(seeds) > 1 else ''} {','.join(map(str, seeds))}"
     bar = tqdm(total=E, initial=start, desc=desc, disable=not progress, dynamic_ncols=True, leave=True)
@@ -334,8 +272,8 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
                 if run_dirs is not None and epoch in ckpt_epochs:
                     write_checkpoints(epoch)
                 if epoch % cfg0.log_every == 0 or epoch == E:
-                    tr_loss, tr_acc = _evaluate(model, data["a_train"], data["b_train"], data["y_train"])
-                    te_loss, te_acc = _evaluate(model, data["a_test"], data["b_test"], data["y_test"])
+                    tr_loss, tr_acc = evaluate_pairs(model, data["a_train"], data["b_train"], data["y_train"])
+                    te_loss, te_acc = evaluate_pairs(model, data["a_test"], data["b_test"], data["y_test"])
                     values = torch.stack([tr_loss, te_loss, tr_acc, te_acc]).cpu().tolist()
                     for i in range(len(seeds)):
                         logs[i].append({"epoch": epoch, "train_loss": values[0][i], "test_loss": values[1][i],
@@ -367,39 +305,6 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
             save_checked(Path(run_dir) / "model.pt", sd)
     batch.logs = logs
     return model
-
-
-def _capture_step(eager_step, optimizer: torch.optim.Optimizer, params: list[torch.Tensor]):
-    """One training step (forward, backward, AdamW) as a CUDA graph; returns its ``replay``.
-
-    Capturing needs a few warm-up steps, which change the weights and the AdamW state: both are
-    saved first and restored in place afterwards, so training continues exactly where it was.
-    """
-    saved_params = [p.detach().clone() for p in params]
-    saved_state = {i: {k: v.clone() for k, v in optimizer.state[p].items() if torch.is_tensor(v)}
-                   for i, p in enumerate(params) if optimizer.state[p]}
-    graph = torch.cuda.CUDAGraph()
-    try:
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(3):
-                eager_step()
-        torch.cuda.current_stream().wait_stream(side)
-        with torch.cuda.graph(graph):
-            eager_step()
-    finally:
-        with torch.no_grad():
-            for i, p in enumerate(params):
-                p.copy_(saved_params[i])
-                for key, value in optimizer.state[p].items():
-                    if torch.is_tensor(value):
-                        if i in saved_state:
-                            value.copy_(saved_state[i][key])
-                        else:
-                            value.zero_()  # a fresh AdamW: step 0, zero moments
-        torch.cuda.synchronize()
-    return graph.replay
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, params, trainable, opt_states: list[dict], epoch: int) -> None:
