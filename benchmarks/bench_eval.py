@@ -1,8 +1,8 @@
 """``evaluate_run`` of every checkpoint of a 20k-epoch S4 MLP run: one by one vs several per pass.
 
-Trains (once, cached in ``--run-dir``) an S4 MLP run with the paper's checkpoint schedule
-(``checkpoint_epochs(20000)``: 635 checkpoints) and the paper's widths unless ``--embed-dim`` /
-``--hidden-dim`` say otherwise, then times :func:`rep_theory.analysis.evaluate.evaluate_run` of
+Trains (once, cached in ``--run-dir``) an MLP run of ``--group`` (default S4) with the paper's
+checkpoint schedule (``checkpoint_epochs(20000)``: 635 checkpoints) and the paper's widths unless
+``--embed-dim`` / ``--hidden-dim`` say otherwise, on ``--device``, then times :func:`rep_theory.analysis.evaluate.evaluate_run` of
 all checkpoints in interleaved rounds:
 
 * ``one by one``: ``ckpt_batch=1``, the reference path (what ``rep-theory eval`` did before);
@@ -13,6 +13,10 @@ The two results are checked to agree on every metric.
 
     python benchmarks/bench_eval.py                       # paper widths, 3 rounds
     python benchmarks/bench_eval.py --hidden-dim 32 --embed-dim 64 --rounds 5
+    python benchmarks/bench_eval.py --device cuda --group S6 --epochs 727 --rounds 1   # 728 S6 checkpoints
+
+(With fewer than 1000 epochs every epoch is a checkpoint, so ``--epochs 727`` gives as many
+checkpoints as a 250k-epoch paper run: the evaluation's cost does not depend on how trained they are.)
 """
 
 from __future__ import annotations
@@ -28,35 +32,40 @@ from pathlib import Path
 import torch
 
 from rep_theory.analysis.evaluate import evaluate_run
+from rep_theory.device import resolve_device
 from rep_theory.training.config import paper_defaults
 from rep_theory.training.rundir import list_checkpoints, new_run, read_metrics_csv, run_status
 from rep_theory.training.train import train_runs
 
 
-def _train(run_dir: Path, epochs: int, embed_dim: int, hidden_dim: int) -> Path:
-    cfg = paper_defaults("S4", "MLP", seed=1, num_epochs=epochs, embed_dim=embed_dim, hidden_dim=hidden_dim,
-                         device="cpu")
+def _train(run_dir: Path, group: str, epochs: int, embed_dim: int, hidden_dim: int, device) -> Path:
+    cfg = paper_defaults(group, "MLP", seed=1, num_epochs=epochs, embed_dim=embed_dim, hidden_dim=hidden_dim,
+                         device=device.type)
     run = new_run(run_dir, cfg)
     if run_status(run) != "finished":
         t = time.perf_counter()
-        train_runs([run], "cpu", progress=False)
+        train_runs([run], device, progress=False)
         print(f"trained {run} in {time.perf_counter() - t:.0f} s")
     return run
 
 
-def _time_eval(run: Path, scratch: Path, ckpt_batch: int | None) -> tuple[float, list[dict]]:
+def _time_eval(run: Path, scratch: Path, ckpt_batch: int | None, device) -> tuple[float, list[dict]]:
     copy = scratch / f"copy_{ckpt_batch}"
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("metrics.csv", "evaluation.json", "figures"))
     t = time.perf_counter()
-    evaluate_run(copy, progress=False, device="cpu", ckpt_batch=ckpt_batch)
+    evaluate_run(copy, progress=False, device=device, ckpt_batch=ckpt_batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return time.perf_counter() - t, read_metrics_csv(copy / "metrics.csv")
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", default=str(Path(tempfile.gettempdir()) / "rep_theory_bench_eval"),
-                        help="where the S4 run is trained once and kept")
+                        help="where the run is trained once and kept")
+    parser.add_argument("--group", default="S4")
+    parser.add_argument("--device", default="cpu", help="trains and evaluates there (cpu, cuda, auto)")
     parser.add_argument("--epochs", type=int, default=20_000)
     parser.add_argument("--embed-dim", type=int, default=256)
     parser.add_argument("--hidden-dim", type=int, default=128)
@@ -65,19 +74,23 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
     root = Path(args.run_dir)
-    run = _train(root / f"S4_MLP_e{args.embed_dim}_h{args.hidden_dim}_{args.epochs}" / "S4_MLP_seed1",
-                 args.epochs, args.embed_dim, args.hidden_dim)
+    name = f"{args.group}_MLP_e{args.embed_dim}_h{args.hidden_dim}_{args.epochs}_{device.type}"
+    run = _train(root / name / f"{args.group}_MLP_seed1", args.group, args.epochs, args.embed_dim,
+                 args.hidden_dim, device)
     n_ckpt = len(list_checkpoints(run))
-    print(f"S4 MLP (embed {args.embed_dim}, hidden {args.hidden_dim}), {args.epochs} epochs, {n_ckpt} checkpoints; "
-          f"CPU, torch threads {torch.get_num_threads()}")
+    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
+             else f"CPU, torch threads {torch.get_num_threads()}")
+    print(f"{args.group} MLP (embed {args.embed_dim}, hidden {args.hidden_dim}), {args.epochs} epochs, "
+          f"{n_ckpt} checkpoints; {where}")
     scratch = Path(tempfile.mkdtemp(prefix="bench_eval_"))
     try:
         times = {1: [], None: []}
         worst = 0.0
         for _ in range(args.rounds):  # interleaved: both paths see the same machine load
-            t_one, one = _time_eval(run, scratch, 1)
-            t_many, many = _time_eval(run, scratch, None)
+            t_one, one = _time_eval(run, scratch, 1, device)
+            t_many, many = _time_eval(run, scratch, None, device)
             times[1].append(t_one)
             times[None].append(t_many)
             for a, b in zip(one, many):

@@ -3,7 +3,7 @@
 # under 10 minutes on an H100/H200; figures land in ${OUT:-gpu_results}/ (small text and JSON files).
 #   PYTHONPATH=. bash benchmarks/gpu_checks.sh 1     # GPU tests, training speed (S6 with and without Triton, S5 32 seeds), checkpoints
 #   PYTHONPATH=. bash benchmarks/gpu_checks.sh 2     # the paper grid's extrapolated time, Wu et al.'s 100 S5 models verified
-#   PYTHONPATH=. bash benchmarks/gpu_checks.sh 3     # GPU tests, S6 step profiles (chunk size, split-K), training speed, grid
+#   PYTHONPATH=. bash benchmarks/gpu_checks.sh 3     # GPU tests, step profiles (chunk size, split-K), training speed, grid, eval of 728 S6 checkpoints
 #   GPU_CHECKS_SECONDS=560 PYTHONPATH=. bash benchmarks/gpu_checks.sh all   # both, trimmed, most important first, within 560 s
 # Every run's output is appended to $out/log.txt (one file, since a device call brings back few files),
 # its exit status and last lines to $out/summary.txt.  $PYTHON (default python3) runs the scripts.
@@ -53,6 +53,7 @@ case "$part" in
     run train_s6 40 "$py" benchmarks/bench_train.py --device cuda --group S6 --seeds 4 --steps 10 --rounds 2
     run train_s5_32 40 "$py" benchmarks/bench_train.py --device cuda --seeds 32 --rounds 3
     run grid 60 "$py" benchmarks/bench_grid.py --device cuda --max-seconds 28
+    run eval_s6 150 "$py" benchmarks/bench_eval.py --device cuda --group S6 --epochs 727 --rounds 1
     ;;
 all)
     run gpu_tests 150 "$py" -m pytest -q -x --timeout 120 tests/test_gpu.py

@@ -172,3 +172,27 @@ def test_split_weight_gradient_on_cuda_equals_one_product():
     want = _weight_grad(x.double(), grad.double(), 0)
     assert float((got.double() - want).abs().max()) <= 1e-5 * float(want.abs().max())
     assert torch.equal(got, _weight_grad(x, grad, _SPLIT_ROWS))
+
+
+def test_evaluate_run_on_cuda_equals_cpu(tmp_path):
+    """``rep-theory eval`` on CUDA, several checkpoints per pass, against the CPU: every metric of
+    every checkpoint agrees to float64 rounding of the float32 model."""
+    import math
+    import shutil
+
+    from rep_theory.analysis.evaluate import evaluate_run
+    from rep_theory.training.rundir import read_metrics_csv
+
+    run = new_run(tmp_path / "cpu", _cfg(group="D7", num_epochs=60, log_every=30, device="cpu"))
+    train_run(run, "cpu", progress=False)
+    cuda_run = tmp_path / "cuda"
+    shutil.copytree(run, cuda_run)
+    evaluate_run(run, progress=False, device="cpu")
+    evaluate_run(cuda_run, progress=False, device="cuda")
+    cpu_rows, gpu_rows = read_metrics_csv(run / "metrics.csv"), read_metrics_csv(cuda_run / "metrics.csv")
+    assert len(cpu_rows) == len(gpu_rows) > 50
+    for c, g in zip(cpu_rows, gpu_rows):
+        assert c.keys() == g.keys()
+        for key, value in c.items():
+            if math.isfinite(value):
+                assert g[key] == pytest.approx(value, rel=1e-5, abs=1e-8), f"epoch {c['epoch']} {key}"
