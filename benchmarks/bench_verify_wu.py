@@ -1,7 +1,8 @@
 """Train Wu et al.'s MLPs (``WuMLP``, the ``wu_recipe``) seed-batched on the CPU and run every verifier on them.
 
 Per group (``--groups``, default S4 A4): ``--seeds`` seeds (default 100) trained together in memory
-with :func:`rep_theory.training.config.wu_recipe` (``--epochs``, ``--frac-train`` override it), then
+with :func:`rep_theory.training.config.wu_recipe` (``--architecture WuMLP`` or ``MLP2``; ``--epochs``,
+``--frac-train`` override it), then
 each verifier of ``--methods`` (default: all of :data:`rep_theory.explain.proofs.METHODS`) on each
 final model.  Soundness is asserted: every pair a verifier certifies is correct by brute force.
 
@@ -42,11 +43,11 @@ def run_group(spec: str, args) -> list[dict]:
         overrides["num_epochs"] = args.epochs
     if args.frac_train is not None:
         overrides["frac_train"] = args.frac_train
-    cfg = wu_recipe(spec, **overrides)
+    cfg = wu_recipe(spec, architecture=args.architecture, **overrides)
     t0 = time.perf_counter()
     models, logs = fit([cfg.replace(seed=s) for s in range(1, args.seeds + 1)], device=args.device, progress=True)
     train_s = time.perf_counter() - t0
-    print(f"{spec}: trained {args.seeds} seeds x {cfg.num_epochs} epochs (frac_train {cfg.frac_train}, "
+    print(f"{spec} {cfg.model}: trained {args.seeds} seeds x {cfg.num_epochs} epochs (frac_train {cfg.frac_train}, "
           f"{cfg.optimizer} lr {cfg.lr} wd {cfg.weight_decay}) in {train_s:.1f} s", flush=True)
     rows = []
     for seed, model, log in tqdm(list(zip(range(1, args.seeds + 1), models, logs)), desc=f"verify {spec}"):
@@ -92,6 +93,9 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=100)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--architecture", default="WuMLP", choices=["WuMLP", "MLP2"],
+                        help="WuMLP: WU_RECIPE (the network of their equation); MLP2: WU_MLP2_RECIPE (the paper's MLP, "
+                             "128-wide embeddings: the form of their S5 networks)")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's num_epochs")
     parser.add_argument("--frac-train", type=float, default=None, help="override the recipe's frac_train (0.4)")
     parser.add_argument("--threads", type=int, default=1)

@@ -11,7 +11,7 @@ from rep_theory.cli import main as cli_main
 from rep_theory.explain.proofs import verify
 from rep_theory.explain.proofs.core import mlp_matrices
 from rep_theory.training.batched import BatchedWuMLP, make_batched_model
-from rep_theory.training.config import WU_RECIPE, RunConfig, load_config, paper_defaults, wu_recipe
+from rep_theory.training.config import WU_MLP2_RECIPE, WU_RECIPE, RunConfig, load_config, paper_defaults, wu_recipe
 from rep_theory.training.models import WuMLP, make_model
 from rep_theory.training.rundir import load_run_model
 from rep_theory.training.train import fit
@@ -125,6 +125,26 @@ def test_recipe_config_round_trips_through_json():
         cfg.replace(optimizer="sgd")
 
 
+def test_mlp2_recipe_is_the_papers_mlp_with_their_optimiser():
+    """``architecture="MLP2"``: the paper's OneLayerMLP at 128/128 with Wu et al.'s Adam settings; the
+    same optimiser fields as WU_RECIPE, overrides win, and a trained model folds into the verifiers'
+    (L, R, U) form."""
+    cfg = wu_recipe("S4", seed=3, architecture="MLP2", num_epochs=40)
+    assert (cfg.model, cfg.embed_dim, cfg.hidden_dim, cfg.frac_train) == ("OneLayerMLP", 128, 128, 0.4)
+    for key in ("optimizer", "lr", "weight_decay", "betas"):
+        assert getattr(cfg, key) == WU_RECIPE[key] == WU_MLP2_RECIPE[key], key
+    assert cfg.num_epochs == 40 and wu_recipe("S4", architecture="MLP2").num_epochs == WU_MLP2_RECIPE["num_epochs"]
+    assert RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
+    with pytest.raises(ValueError, match="architecture must be 'WuMLP' or 'MLP2', got 'MLP3'"):
+        wu_recipe("S4", architecture="MLP3")
+    (model,), _ = fit(cfg.replace(embed_dim=16, hidden_dim=16), "cpu")
+    G = get_group("S4")
+    brute = verify(model, G, method="brute")
+    a, b = _all_pairs(G.order)
+    exact = float((model(a, b).argmax(-1) == G.table[a, b]).double().mean())
+    assert brute.bound == pytest.approx(exact, abs=1e-12)
+
+
 def test_cli_new_train_verify_and_eval(tmp_path):
     runs = [tmp_path / f"S3_Wu_seed{s}" for s in (1, 2)]
     for s, run in zip((1, 2), runs):
@@ -140,3 +160,22 @@ def test_cli_new_train_verify_and_eval(tmp_path):
     assert cli_main(["eval", str(runs[0]), "--final", "--no-figures", "--no-progress", "--device", "cpu"]) == 0
     metrics = json.loads((runs[0] / "summary_metrics.json").read_text())
     assert metrics
+
+
+def test_cli_recipe_wu_with_the_mlp(tmp_path, capsys):
+    """``new --recipe wu --model MLP`` writes WU_MLP2_RECIPE (overrides still win); combinations that
+    have no Wu recipe are refused with the values named."""
+    assert cli_main(["new", str(tmp_path / "a"), "--group", "S5", "--model", "MLP", "--seed", "2",
+                     "--recipe", "wu", "--epochs", "300"]) == 0
+    cfg = load_config(tmp_path / "a")
+    assert cfg == wu_recipe("S5", seed=2, architecture="MLP2", num_epochs=300)
+    assert cli_main(["new", str(tmp_path / "b"), "--group", "S5", "--model", "T", "--seed", "1",
+                     "--recipe", "wu"]) == 2
+    assert "--recipe wu needs --model Wu or MLP, got --model T" in capsys.readouterr().err
+    assert cli_main(["new", str(tmp_path / "c"), "--group", "S4", "--model", "Wu", "--seed", "1",
+                     "--recipe", "paper"]) == 2
+    assert "--model Wu has Wu et al.'s recipe only" in capsys.readouterr().err
+    assert not (tmp_path / "b").exists() and not (tmp_path / "c").exists()
+    assert cli_main(["new", str(tmp_path / "d"), "--group", "S4", "--model", "Wu", "--seed", "1",
+                     "--recipe", "wu"]) == 0
+    assert load_config(tmp_path / "d") == wu_recipe("S4", seed=1)

@@ -1,7 +1,7 @@
 """``rep-theory new`` and ``rep-theory train``: thin wrappers over :mod:`rep_theory.training.train`.
 
-    rep-theory new RUN_DIR --group SPEC --model {MLP,T,B,Wu} --seed K [--epochs E] [--frac-train F]
-                   [--lr X] [--weight-decay X] [--embed-dim E] [--hidden-dim H]
+    rep-theory new RUN_DIR --group SPEC --model {MLP,T,B,Wu} --seed K [--recipe {paper,wu}] [--epochs E]
+                   [--frac-train F] [--lr X] [--weight-decay X] [--embed-dim E] [--hidden-dim H]
                    [--route-irrep NAME | --route-subgroup NAME --route-units K [--route-expand E] ...]
     rep-theory train RUN_DIR [RUN_DIR ...] [--device D]
 """
@@ -25,6 +25,9 @@ def register(subparsers) -> None:
     new.add_argument("--group", required=True, metavar="SPEC", help="group spec, e.g. S5, C113, D59, C4xC6")
     new.add_argument("--model", required=True, choices=sorted(MODEL_SHORT_NAMES), help="MLP, T (transformer), B (bilinear) or Wu (Wu et al.'s MLP and recipe)")
     new.add_argument("--seed", required=True, type=int, metavar="K")
+    new.add_argument("--recipe", choices=["paper", "wu"], default=None,
+                     help="hyperparameters: the paper's (default; Wu et al.'s for --model Wu), or Wu et al.'s "
+                          "(with --model MLP: their S5 networks' form, 128-wide embeddings and Adam)")
     new.add_argument("--epochs", type=int, metavar="E", help="number of full-batch epochs")
     new.add_argument("--frac-train", type=float, metavar="F", help="fraction of pairs used for training")
     new.add_argument("--lr", type=float, metavar="X")
@@ -47,7 +50,7 @@ def register(subparsers) -> None:
 
 
 def _new(args: argparse.Namespace) -> int:
-    from rep_theory.training.config import paper_defaults
+    from rep_theory.training.config import canonical_model_name, paper_defaults, wu_recipe
     from rep_theory.training.rundir import new_run
 
     overrides = {k: v for k, v in {
@@ -55,7 +58,19 @@ def _new(args: argparse.Namespace) -> int:
         "weight_decay": args.weight_decay, "embed_dim": args.embed_dim, "hidden_dim": args.hidden_dim,
         "route": route_from_args(args),
     }.items() if v is not None}
-    cfg = paper_defaults(args.group, args.model, seed=args.seed, **overrides)
+    model = canonical_model_name(args.model)
+    if args.recipe == "wu" and model not in ("WuMLP", "OneLayerMLP"):
+        print(f"rep-theory new: error: --recipe wu needs --model Wu or MLP, got --model {args.model}", file=sys.stderr)
+        return 2
+    if args.recipe == "paper" and model == "WuMLP":
+        print("rep-theory new: error: --model Wu has Wu et al.'s recipe only; use --recipe wu or leave it out",
+              file=sys.stderr)
+        return 2
+    if args.recipe == "wu":
+        architecture = "WuMLP" if model == "WuMLP" else "MLP2"
+        cfg = wu_recipe(args.group, seed=args.seed, architecture=architecture, **overrides)
+    else:
+        cfg = paper_defaults(args.group, args.model, seed=args.seed, **overrides)
     run_dir = new_run(args.run_dir, cfg)
     print(f"{run_dir}/cfg.json: {cfg.run_name}, frac_train {cfg.frac_train}, {cfg.num_epochs} epochs")
     return 0
