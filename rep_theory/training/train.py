@@ -290,6 +290,7 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
                 if epoch == E:
                     break
                 step()
+                bar.update(1)  # host-side only (no device sync); tqdm redraws at most 10 times a second
     except BaseException:
         if writer is not None:
             writer.close(raise_error=False)  # keep the checkpoints reached; do not mask the error
