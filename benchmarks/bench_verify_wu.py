@@ -12,7 +12,9 @@ and the median FLOP ratio; per group the number of models that generalised (exac
 over all pairs; the test accuracy of the training log is printed too).  Per-model rows go to
 ``--out`` (JSON).
 
-Run: ``python benchmarks/bench_verify_wu.py [--groups S4 A4] [--seeds 100] [--repeats 3] [--threads 1]``.
+Run: ``python benchmarks/bench_verify_wu.py [--groups S4 A4] [--seeds 100] [--repeats 3] [--threads 1]``;
+``--cache DIR`` keeps the trained models and reuses them on the next run (same configs only), so the
+verifiers can be timed again, e.g. with another ``--verify-threads``, without training again.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from tqdm.auto import tqdm
 from rep_theory.algebra.groups import get_group
 from rep_theory.explain.proofs import METHODS, verify
 from rep_theory.training.config import wu_recipe
+from rep_theory.io import load_checked, save_checked
+from rep_theory.training.models import make_model
 from rep_theory.training.train import fit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,11 +48,26 @@ def run_group(spec: str, args) -> list[dict]:
     if args.frac_train is not None:
         overrides["frac_train"] = args.frac_train
     cfg = wu_recipe(spec, architecture=args.architecture, **overrides)
+    cfgs = [cfg.replace(seed=s) for s in range(1, args.seeds + 1)]
+    cached = Path(args.cache) / f"{cfg.spec}_{cfg.model}_{cfg.num_epochs}_{cfg.frac_train}_{args.seeds}.pt" if args.cache else None
     t0 = time.perf_counter()
-    models, logs = fit([cfg.replace(seed=s) for s in range(1, args.seeds + 1)], device=args.device, progress=True)
-    train_s = time.perf_counter() - t0
-    print(f"{spec} {cfg.model}: trained {args.seeds} seeds x {cfg.num_epochs} epochs (frac_train {cfg.frac_train}, "
-          f"{cfg.optimizer} lr {cfg.lr} wd {cfg.weight_decay}) in {train_s:.1f} s", flush=True)
+    if cached is not None and cached.is_file():
+        saved = load_checked(cached)
+        if saved["configs"] != [c.replace(device="cpu").to_dict() for c in cfgs]:
+            raise SystemExit(f"{cached} holds models of other configs; delete it or pick another --cache")
+        models = [make_model(c.model, G.order, embed_dim=c.embed_dim, hidden_dim=c.hidden_dim) for c in cfgs]
+        for model, state in zip(models, saved["states"]):
+            model.load_state_dict(state)
+        logs = saved["logs"]
+        print(f"{spec} {cfg.model}: {args.seeds} trained models loaded from {cached}", flush=True)
+    else:
+        models, logs = fit(cfgs, device=args.device, progress=True)
+        print(f"{spec} {cfg.model}: trained {args.seeds} seeds x {cfg.num_epochs} epochs (frac_train {cfg.frac_train}, "
+              f"{cfg.optimizer} lr {cfg.lr} wd {cfg.weight_decay}) in {time.perf_counter() - t0:.1f} s", flush=True)
+        if cached is not None:
+            save_checked(cached, {"configs": [c.replace(device="cpu").to_dict() for c in cfgs], "logs": logs,
+                                  "states": [{k: v.detach().cpu() for k, v in m.state_dict().items()} for m in models]})
+    torch.set_num_threads(args.verify_threads or args.threads)
     rows = []
     for seed, model, log in tqdm(list(zip(range(1, args.seeds + 1), models, logs)), desc=f"verify {spec}"):
         model = model.cpu()
@@ -98,7 +117,11 @@ def main() -> None:
                              "128-wide embeddings: the form of their S5 networks)")
     parser.add_argument("--epochs", type=int, default=None, help="override the recipe's num_epochs")
     parser.add_argument("--frac-train", type=float, default=None, help="override the recipe's frac_train (0.4)")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (training, and verifying unless "
+                        "--verify-threads)")
+    parser.add_argument("--verify-threads", type=int, default=None, help="torch threads for the verifiers")
+    parser.add_argument("--cache", default=None, metavar="DIR",
+                        help="keep the trained models here (a checked file per group and recipe) and reuse them")
     parser.add_argument("--device", default="cpu", help="where to train (cuda: seed-batched on the GPU); "
                         "the proofs always run in float64 on the CPU")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "verify_wu.json"))
@@ -116,7 +139,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "machine": platform.platform(),
-                               "threads": args.threads, "rows": all_rows}, indent=1))
+                               "threads": args.threads, "verify_threads": args.verify_threads or args.threads,
+                               "rows": all_rows}, indent=1))
     print(f"\nwall {wall:.0f} s; rows written to {out}")
 
 
