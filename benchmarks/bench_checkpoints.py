@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 import rep_theory.training.train as train_module
-from rep_theory.device import resolve_device
+from rep_theory.device import describe_device, resolve_device
 from rep_theory.io import save_checked
 from rep_theory.training.checkpoint_writer import CheckpointWriter
 from rep_theory.training.config import paper_defaults
@@ -121,7 +121,7 @@ def main(argv=None) -> None:
     device = resolve_device(args.device)
     base = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="bench_ckpt_"))
     n_ckpt = len(checkpoint_epochs(args.epochs))
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = describe_device(device)
     print(f"S5 MLP, {args.seeds} seeds, {args.epochs} epochs ({n_ckpt} checkpoints x {args.seeds} files), "
           f"device {device} ({name}); runs in {base}")
     results = {"none": [], "sync": [], "background": []}

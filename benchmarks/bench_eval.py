@@ -32,7 +32,7 @@ from pathlib import Path
 import torch
 
 from rep_theory.analysis.evaluate import evaluate_run
-from rep_theory.device import resolve_device
+from rep_theory.device import describe_device, resolve_device
 from rep_theory.training.config import paper_defaults
 from rep_theory.training.rundir import list_checkpoints, new_run, read_metrics_csv, run_status
 from rep_theory.training.train import train_runs
@@ -80,8 +80,7 @@ def main(argv=None) -> None:
     run = _train(root / name / f"{args.group}_MLP_seed1", args.group, args.epochs, args.embed_dim,
                  args.hidden_dim, device)
     n_ckpt = len(list_checkpoints(run))
-    where = (torch.cuda.get_device_name(device) if device.type == "cuda"
-             else f"CPU, torch threads {torch.get_num_threads()}")
+    where = describe_device(device)
     print(f"{args.group} MLP (embed {args.embed_dim}, hidden {args.hidden_dim}), {args.epochs} epochs, "
           f"{n_ckpt} checkpoints; {where}")
     scratch = Path(tempfile.mkdtemp(prefix="bench_eval_"))

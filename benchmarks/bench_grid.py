@@ -25,7 +25,7 @@ from collections import OrderedDict
 import torch
 
 from rep_theory.algebra.groups import get_group
-from rep_theory.device import resolve_device
+from rep_theory.device import describe_device, resolve_device
 from rep_theory.pipeline.grids import load_grid
 from rep_theory.training.batched import make_batched_model
 from rep_theory.training.data import element_permutation, make_split
@@ -77,7 +77,7 @@ def main(argv=None) -> None:
     if args.only:
         batches = OrderedDict((k, v) for k, v in batches.items() if v[0].spec == args.only)
     per_config = args.max_seconds / max(1, len(batches))
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = describe_device(device)
     print(f"grid {args.grid!r}: {len(batches)} seed batches, device {device} ({name}); "
           f"up to {args.epochs} timed steps or {per_config:.0f} s per config")
     header = (f"| {'group':5s} | {'model':5s} | seeds | train pairs | paper epochs | timed steps | s/epoch  "

@@ -26,18 +26,13 @@ import time
 
 import torch
 import torch.nn.functional as F
-from bench_grid import _setup
+from bench_grid import _setup, _sync
 
 from rep_theory.training.config import paper_defaults
 from rep_theory.training.data import make_split
 from rep_theory.training.models import make_model
-from rep_theory.device import resolve_device
+from rep_theory.device import describe_device, resolve_device
 from rep_theory.training.train import fit
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def paper_loop(spec, model_name, seeds, device):
@@ -99,7 +94,7 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     seeds = list(range(1, args.seeds + 1))
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = describe_device(device)
     print(f"device: {device} ({name}); {args.group} {args.model}, {len(seeds)} seeds")
 
     if args.full_run:

@@ -24,7 +24,7 @@ from bench_grid import _setup, _sync
 
 import rep_theory.training.batched as batched_module
 import rep_theory.training.step as step_module
-from rep_theory.device import resolve_device
+from rep_theory.device import describe_device, resolve_device
 from rep_theory.training.config import paper_defaults
 
 
@@ -59,7 +59,7 @@ def main(argv=None) -> None:
     default_split = batched_module._SPLIT_ROWS if device.type in batched_module._SPLIT_DEVICES else 0
     budgets = args.budgets or sorted({step_module.CPU_LOGIT_BUDGET, default_budget})
     splits = args.split_rows if args.split_rows is not None else sorted({0, default_split})
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    name = describe_device(device)
     print(f"{args.group} {args.model}, {args.seeds} seeds, device {device} ({name})")
     budget_of, split_rows_of, split_devices_of = (step_module.logit_budget, batched_module._SPLIT_ROWS,
                                                   batched_module._SPLIT_DEVICES)

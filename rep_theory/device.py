@@ -6,7 +6,7 @@ import os
 
 import torch
 
-__all__ = ["resolve_device", "available_cores", "choose_threads", "set_threads"]
+__all__ = ["resolve_device", "describe_device", "available_cores", "choose_threads", "set_threads"]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -18,6 +18,13 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(device)
+
+
+def describe_device(device: torch.device) -> str:
+    """The card's name on CUDA (``"NVIDIA H200"``), else ``"CPU, <k> threads"`` (torch's intra-op threads)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU, {torch.get_num_threads()} threads"
 
 
 def available_cores() -> int:
