@@ -98,6 +98,23 @@ def test_reference_s5_networks():
             assert out["fourier"].bound < 0.95
 
 
+def test_every_rank_down_to_zero_is_sound_and_rank_only_tightens():
+    """``rank=0`` (the residual bounded by its largest eigenvalue alone) runs; on the paper's seed 2
+    every rank is sound and a larger rank certifies a superset of pairs (each added eigen-direction
+    replaces the next eigenvalue by the exact projection)."""
+    model, G = _reference_s5(2)
+    brute = verify(model, G, method="brute")
+    masks = []
+    for rank in (0, 4, 8, 16):
+        out = verify(model, G, method="fourier", rank=rank)
+        assert not bool((out.certified_mask & ~brute.certified_mask).any()), rank
+        assert out.details["rank"] == rank
+        masks.append(out.certified_mask)
+    for lower, higher in zip(masks, masks[1:]):
+        assert not bool((lower & ~higher).any())
+    assert int(masks[0].sum()) < int(masks[-1].sum()) == G.order ** 2
+
+
 def test_bad_options_are_named():
     model, G = planted_circuits_mlp("S3", "standard", rho_set=1)
     with pytest.raises(KeyError, match="nope"):

@@ -240,7 +240,7 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
             r2[cols] = rT.mul_(rT).sum(0).reshape(-1)                       # (r is not needed after this)
         # the residual's bound (in place in P's residual rows: no fresh [rank, pairs] tensors)
         sq = P[kcols:].view(rank, t0 - s0, n).sub_((Wt[kcols:] @ aT)[:, :, None]).sub_(bV[:, None, :])
-        sq = sq.mul_(sq).view(rank, -1)                                      # [rank, pairs] squared projections
+        sq = sq.mul_(sq).view(rank, (t0 - s0) * n)                                    # [rank, pairs] squared projections
         quad = fit.eigvals @ sq + fit.mu * (r2 - sq.sum(0)).clamp(min=0) + fit.tau * r2
         rest[pairs] = quad.clamp(min=0).sqrt()
         # the additive part of the rest
