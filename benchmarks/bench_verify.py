@@ -11,7 +11,11 @@ Diagnostic (not a proof; costs a brute-force pass): the fraction of pairs on whi
 *true* margin deviation from the fitted symmetric rho-set ideal is below the ideal margin, i.e. what a
 perfectly tight deviation bound would certify with this interpretation.
 
-Run: ``python benchmarks/bench_verify.py [--seeds 50] [--repeats 1] [--methods brute gcr coset rhoset hybrid]``.
+``--floor``: also times, per model, the two steps no Fourier proof can skip (building the hidden
+layer and its one product with the explanation's functionals, in the proof's layout) and prints
+their median share of brute force's time: a lower limit of ``fourier``'s time ratio.
+
+Run: ``python benchmarks/bench_verify.py [--seeds 50] [--repeats 1] [--methods brute gcr coset rhoset hybrid] [--floor]``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import rep_theory.algebra  # noqa: F401
 from rep_theory.algebra.groups import get_group
 from rep_theory.explain.proofs import METHODS, verify
 from rep_theory.explain.proofs.core import mlp_matrices
+from rep_theory.explain.proofs.fourier_proof import fit_fourier
 from rep_theory.explain.proofs.rhofit import fit_rhoset
 from rep_theory.explain.proofs.rhoset import ideal_table
 from rep_theory.pipeline.paper_import import reorder_paper_state_dict
@@ -60,6 +65,34 @@ def oracle_fraction(model, G) -> float:
         star = dev.gather(1, tab[x][:, None])
         good += int(((star - dev).abs().max(1).values < M).sum())
     return good / (n * n)
+
+
+def fourier_floor(model, G, repeats: int, **options) -> tuple[float, float, int]:
+    """Seconds (best of ``repeats``) of the two steps no Fourier proof can skip: building the hidden
+    layer ``[m, pairs]`` and the one product with its ``sum_K d^2 + rank`` functionals; and that row count.
+
+    Everything else the proof does (the residual's norm, the per-pair algebra, the minimum over
+    ``g``) comes on top, so ``(hidden + product) / brute`` is a lower limit of its time ratio.
+    """
+    L, R, U = mlp_matrices(model)
+    n, m = L.shape
+    Wt = fit_fourier(G, L, R, U, **options).weights.T.contiguous()          # [rows, m]
+    LT, RT = L.T.contiguous(), R.T.contiguous()
+    inner = max(1, (1 << 17) // (n * m))                                    # the proof's blocks of x rows
+    P = torch.empty((Wt.shape[0], n * n), dtype=torch.float64)
+
+    def build(product: bool) -> float:
+        t0 = time.perf_counter()
+        for s in range(0, n, inner):
+            t = min(n, s + inner)
+            hT = torch.add(LT[:, s:t, None], RT[:, None, :]).clamp_(min=0)   # [m, x, y], in cache
+            if product:
+                torch.mm(Wt, hT.reshape(m, -1), out=P[:, s * n:t * n])
+        return time.perf_counter() - t0
+
+    hidden_s = min(build(False) for _ in range(repeats))
+    product_s = max(0.0, min(build(True) for _ in range(repeats)) - hidden_s)
+    return hidden_s, product_s, Wt.shape[0]
 
 
 def write_plot(rows: list, methods: list, path: str) -> None:
@@ -99,6 +132,8 @@ def main() -> None:
     parser.add_argument("--no-oracle", action="store_true", help="skip the rho-set diagnostic (a brute-force pass)")
     parser.add_argument("--n-cores", type=int, default=1, help="cores per key irrep of the fourier methods")
     parser.add_argument("--rank", type=int, default=16, help="rank of the fourier methods' residual bound")
+    parser.add_argument("--floor", action="store_true",
+                        help="also time the fourier proof's unavoidable steps (hidden layer, one product) against brute force")
     parser.add_argument("--plot", default=None, metavar="FILE.html",
                         help="also write the proof-length vs tightness plot (one point per model and method)")
     args = parser.parse_args()
@@ -120,6 +155,8 @@ def main() -> None:
             assert not bool((row[m].certified_mask & ~correct).any()), f"seed {seed}: {m} is unsound"
             assert row[m].bound <= row["brute"].bound
         row["oracle"] = None if args.no_oracle else oracle_fraction(model, G)
+        if args.floor:
+            row["floor"] = fourier_floor(model, G, max(3, args.repeats), n_cores=args.n_cores, rank=args.rank)
         rows.append(row)
     total = time.perf_counter() - start
 
@@ -166,6 +203,22 @@ def main() -> None:
         print("fourier by key irreps (models with bound >= 95% / models, median bound):")
         for keys, b in sorted(by_keys.items(), key=lambda kv: -len(kv[1])):
             print(f"  {keys:<45} {sum(x >= 0.95 for x in b)}/{len(b)}  {statistics.median(b):.4f}")
+    if args.floor:
+        print(f"\nfourier's floor (rank {args.rank}, {args.n_cores} core(s); best of {max(3, args.repeats)}): "
+              "the hidden layer and the one product alone, as fractions of brute force's time")
+        groups = [("all models", rows)]
+        if "fourier" in methods:
+            groups.append(("bound >= 95%", [r for r in rows if r["fourier"].bound >= 0.95]))
+        for label, group in groups:
+            if not group:
+                continue
+            hidden = statistics.median(r["floor"][0] / r["brute"].seconds for r in group)
+            both = statistics.median((r["floor"][0] + r["floor"][1]) / r["brute"].seconds for r in group)
+            rows_med = statistics.median(r["floor"][2] for r in group)
+            line = f"  {label:<13} {len(group):>3} models  functionals {rows_med:.0f}  hidden {hidden:.2f}  hidden + product {both:.2f}"
+            if "fourier" in methods:
+                line += f"  whole proof {statistics.median(r['fourier'].seconds / r['brute'].seconds for r in group):.2f}"
+            print(line)
     if args.plot:
         write_plot(rows, methods, args.plot)
         print(f"plot written to {args.plot}")
