@@ -3,7 +3,7 @@
 # under 10 minutes on an H100/H200; figures land in ${OUT:-gpu_results}/ (small text and JSON files).
 #   PYTHONPATH=. bash benchmarks/gpu_checks.sh 1     # GPU tests, training speed (S6 with and without Triton, S5 32 seeds), checkpoints
 #   PYTHONPATH=. bash benchmarks/gpu_checks.sh 2     # the paper grid's extrapolated time, Wu et al.'s 100 S5 models verified
-#   PYTHONPATH=. bash benchmarks/gpu_checks.sh 3     # GPU tests, step profiles (chunk size, split-K), training speed, grid, eval of 728 S6 checkpoints
+#   PYTHONPATH=. bash benchmarks/gpu_checks.sh 3     # GPU tests, the loss kernels' warps, step profiles (chunk size, split-K), training speed, grid, eval of 728 S6 checkpoints
 #   GPU_CHECKS_SECONDS=560 PYTHONPATH=. bash benchmarks/gpu_checks.sh all   # both, trimmed, most important first, within 560 s
 # Every run's output is appended to $out/log.txt (one file, since a device call brings back few files),
 # its exit status and last lines to $out/summary.txt.  $PYTHON (default python3) runs the scripts.
@@ -46,6 +46,7 @@ case "$part" in
     ;;
 3)
     run gpu_tests 120 "$py" -m pytest -q --timeout 100 tests/test_gpu.py
+    run loss_kernels 60 "$py" benchmarks/bench_loss.py --device cuda
     run profile_s6_mlp 60 "$py" benchmarks/profile_step.py --device cuda --group S6 --seeds 4 --steps 10
     run profile_s6_t 60 "$py" benchmarks/profile_step.py --device cuda --group S6 --model T --seeds 4 --steps 4 \
         --profile-steps 1

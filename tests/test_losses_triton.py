@@ -37,6 +37,19 @@ for name, shape, n, scale, spread in [("s5", (2, 50), 120, 1 / 50, 30.0), ("odd"
                  "grad_max_abs_diff": float((g_got - g_ref).abs().max()),
                  "grad_max_abs": float(g_ref.abs().max()), "grad_dtype": str(g_got.dtype),
                  "grad_equal_fraction": float((g_got == g_ref).double().mean())}
+gen = torch.Generator().manual_seed(7)
+logits = torch.randn(2, 5, 120, generator=gen).requires_grad_()
+labels = torch.randint(0, 120, (2, 5), generator=gen)
+warped = triton_sum_cross_entropy64(logits, labels, 0.5, num_warps=2)
+(g_warped,) = torch.autograd.grad(warped, logits)
+ref = reference_sum_cross_entropy64(logits, labels, 0.5)
+(g_ref,) = torch.autograd.grad(ref, logits)
+out["num_warps"] = {"loss": float(warped), "ref": float(ref), "grad_max_abs_diff": float((g_warped - g_ref).abs().max())}
+try:
+    triton_sum_cross_entropy64(logits, labels, 0.5, num_warps=3)
+    out["bad_warps"] = "accepted"
+except ValueError as err:
+    out["bad_warps"] = str(err)
 out["ready"] = triton_ready(torch.device("cpu"), reference_sum_cross_entropy64)
 print(json.dumps(out))
 """
@@ -78,3 +91,10 @@ def test_self_check_passes_and_can_be_turned_off(interpreted, monkeypatch):
 
     monkeypatch.setenv("REP_THEORY_TRITON", "0")
     assert losses_triton.triton_ready(torch.device("cpu"), reference_sum_cross_entropy64) is False
+
+
+def test_warps_per_program_can_be_chosen_and_are_checked(interpreted):
+    r = interpreted["num_warps"]
+    assert r["loss"] == pytest.approx(r["ref"], rel=1e-13)
+    assert r["grad_max_abs_diff"] < 1e-7
+    assert "power of two from 1 to 32, got 3" in interpreted["bad_warps"]

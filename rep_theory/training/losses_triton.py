@@ -71,7 +71,7 @@ def _block(n_cols: int) -> int:
 
 class _TritonSumCrossEntropy64(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, scale: float) -> torch.Tensor:
+    def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, scale: float, launch: dict) -> torch.Tensor:
         n = logits.shape[-1]
         flat = logits.reshape(-1, n).contiguous()
         lab = labels.reshape(-1).contiguous()
@@ -80,10 +80,11 @@ class _TritonSumCrossEntropy64(torch.autograd.Function):
         row_max = torch.empty_like(row_loss)
         row_sum = torch.empty_like(row_loss)
         if rows:
-            _forward_kernel[(rows,)](flat, lab, row_loss, row_max, row_sum, n, BLOCK=_block(n))
+            _forward_kernel[(rows,)](flat, lab, row_loss, row_max, row_sum, n, BLOCK=_block(n), **launch)
         ctx.save_for_backward(flat, lab, row_max, row_sum)
         ctx.scale = scale
         ctx.shape = logits.shape
+        ctx.launch = launch
         return row_loss.sum() * scale
 
     @staticmethod
@@ -93,19 +94,28 @@ class _TritonSumCrossEntropy64(torch.autograd.Function):
         grad = torch.empty_like(flat)
         if flat.shape[0]:
             _backward_kernel[(flat.shape[0],)](flat, lab, row_max, row_sum, weight, grad, flat.shape[1],
-                                               BLOCK=_block(flat.shape[1]))
-        return grad.reshape(ctx.shape), None, None
+                                               BLOCK=_block(flat.shape[1]), **ctx.launch)
+        return grad.reshape(ctx.shape), None, None, None
 
 
-def triton_sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+def triton_sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale: float = 1.0, *,
+                               num_warps: int | None = None) -> torch.Tensor:
     """``scale * sum`` of the float64 cross-entropy over all rows, by the Triton kernels.
 
     ``logits [..., n]`` (float32 or float64, contiguous rows), ``labels [...]`` (int64), on a device
-    Triton runs on (CUDA, or the CPU under ``TRITON_INTERPRET=1``).
+    Triton runs on (CUDA, or the CPU under ``TRITON_INTERPRET=1``).  ``num_warps``: warps per row's
+    program (a power of two, 1 to 32); None keeps Triton's default (4), which the trainer uses.  A
+    different count may change the order of each row's sums, so bit-for-bit equality with the default
+    is not promised (``benchmarks/bench_loss.py`` measures both speed and equality).
     """
     if not HAVE_TRITON:
         raise RuntimeError("Triton is not installed; use rep_theory.training.losses.sum_cross_entropy64")
-    return _TritonSumCrossEntropy64.apply(logits, labels, scale)
+    launch = {}
+    if num_warps is not None:
+        if num_warps not in (1, 2, 4, 8, 16, 32):
+            raise ValueError(f"num_warps must be a power of two from 1 to 32, got {num_warps!r}")
+        launch["num_warps"] = int(num_warps)
+    return _TritonSumCrossEntropy64.apply(logits, labels, scale, launch)
 
 
 _READY: dict = {}
