@@ -47,6 +47,8 @@ case "$part" in
 3)
     run gpu_tests 120 "$py" -m pytest -q --timeout 100 tests/test_gpu.py
     run loss_kernels 60 "$py" benchmarks/bench_loss.py --device cuda
+    run profile_s6_mlp_1warp 60 env REP_THEORY_TRITON_WARPS=1 "$py" benchmarks/profile_step.py --device cuda --group S6 \
+        --seeds 4 --steps 10
     run profile_s6_mlp 60 "$py" benchmarks/profile_step.py --device cuda --group S6 --seeds 4 --steps 10
     run profile_s6_t 60 "$py" benchmarks/profile_step.py --device cuda --group S6 --model T --seeds 4 --steps 4 \
         --profile-steps 1

@@ -50,6 +50,17 @@ try:
     out["bad_warps"] = "accepted"
 except ValueError as err:
     out["bad_warps"] = str(err)
+import os
+os.environ["REP_THEORY_TRITON_WARPS"] = "1"
+from_env = triton_sum_cross_entropy64(logits, labels, 0.5)
+os.environ["REP_THEORY_TRITON_WARPS"] = "five"
+try:
+    triton_sum_cross_entropy64(logits, labels, 0.5)
+    out["bad_env"] = "accepted"
+except ValueError as err:
+    out["bad_env"] = str(err)
+del os.environ["REP_THEORY_TRITON_WARPS"]
+out["num_warps"]["from_env"] = float(from_env)
 out["ready"] = triton_ready(torch.device("cpu"), reference_sum_cross_entropy64)
 print(json.dumps(out))
 """
@@ -98,3 +109,5 @@ def test_warps_per_program_can_be_chosen_and_are_checked(interpreted):
     assert r["loss"] == pytest.approx(r["ref"], rel=1e-13)
     assert r["grad_max_abs_diff"] < 1e-7
     assert "power of two from 1 to 32, got 3" in interpreted["bad_warps"]
+    assert r["from_env"] == pytest.approx(r["ref"], rel=1e-13)           # REP_THEORY_TRITON_WARPS=1
+    assert "REP_THEORY_TRITON_WARPS must be a power of two from 1 to 32, got 'five'" in interpreted["bad_env"]

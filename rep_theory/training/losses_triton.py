@@ -104,13 +104,20 @@ def triton_sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale
 
     ``logits [..., n]`` (float32 or float64, contiguous rows), ``labels [...]`` (int64), on a device
     Triton runs on (CUDA, or the CPU under ``TRITON_INTERPRET=1``).  ``num_warps``: warps per row's
-    program (a power of two, 1 to 32); None keeps Triton's default (4), which the trainer uses.  A
+    program (a power of two, 1 to 32); None takes ``REP_THEORY_TRITON_WARPS`` when set (so a whole
+    training run, self-check included, can try a count), else Triton's default (4).  A
     different count may change the order of each row's sums, so bit-for-bit equality with the default
     is not promised (``benchmarks/bench_loss.py`` measures both speed and equality).
     """
     if not HAVE_TRITON:
         raise RuntimeError("Triton is not installed; use rep_theory.training.losses.sum_cross_entropy64")
     launch = {}
+    if num_warps is None and os.environ.get("REP_THEORY_TRITON_WARPS"):
+        raw = os.environ["REP_THEORY_TRITON_WARPS"]
+        try:
+            num_warps = int(raw)
+        except ValueError:
+            raise ValueError(f"REP_THEORY_TRITON_WARPS must be a power of two from 1 to 32, got {raw!r}") from None
     if num_warps is not None:
         if num_warps not in (1, 2, 4, 8, 16, 32):
             raise ValueError(f"num_warps must be a power of two from 1 to 32, got {num_warps!r}")
