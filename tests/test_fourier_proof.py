@@ -12,7 +12,7 @@ import rep_theory.algebra  # noqa: F401  (registers the irreps)
 from rep_theory.algebra.groups import get_group
 from rep_theory.explain.proofs import planted_circuits_mlp, verify
 from rep_theory.explain.proofs.core import mlp_matrices
-from rep_theory.explain.proofs.fourier_proof import _pareto, fit_fourier
+from rep_theory.explain.proofs.fourier_proof import _pareto, fit_fourier, fourier_certificate
 
 from test_proofs import _reference_s5, check_sound
 
@@ -63,7 +63,7 @@ def test_residual_quadratic_bound_holds():
     model, G = _reference_s5(3)
     L, R, U = mlp_matrices(model)
     for rank in (0, 4, 16):
-        fit = fit_fourier(G, L, R, U, rank=rank)
+        fit = fourier_certificate(G, U, fit_fourier(G, L, R, U, rank=rank))
         Gram = fit.rest_readout.T @ fit.rest_readout
         V = fit.weights[:, fit.weights.shape[1] - rank:]
         _, vecs = torch.linalg.eigh(Gram)
@@ -113,6 +113,43 @@ def test_every_rank_down_to_zero_is_sound_and_rank_only_tightens():
     for lower, higher in zip(masks, masks[1:]):
         assert not bool((lower & ~higher).any())
     assert int(masks[0].sum()) < int(masks[-1].sum()) == G.order ** 2
+
+
+def test_the_explanation_is_trusted_for_nothing():
+    """The proof derives from the weights everything it relies on (:func:`fourier_certificate`): with
+    a wrong explanation (random, non-orthonormal directions, a too small ``mu``, random ``b``) the
+    quadratic bound still holds and the proof stays sound, only looser; cores that are not
+    orthonormal and a negative ``mu`` are refused."""
+    import dataclasses
+
+    from rep_theory.explain.proofs.core import Flops
+    from rep_theory.explain.proofs.fourier_proof import fourier_proof
+
+    model, G = _reference_s5(2)
+    L, R, U = mlp_matrices(model)
+    fit = fit_fourier(G, L, R, U)
+    gen = torch.Generator().manual_seed(1)
+    m = U.shape[1]
+    wrong = dataclasses.replace(fit, directions=torch.randn(m, 6, dtype=torch.float64, generator=gen),
+                                mu=0.01 * fit.mu,
+                                column_means=torch.randn(G.order, m, dtype=torch.float64, generator=gen))
+    cert = fourier_certificate(G, U, wrong)
+    Gram = cert.rest_readout.T @ cert.rest_readout
+    r = torch.randn(300, m, dtype=torch.float64, generator=gen)
+    proj = r @ wrong.directions
+    bound = proj.pow(2) @ cert.eigvals + cert.mu * (r.pow(2).sum(1) - proj.pow(2).sum(1)).clamp(min=0) \
+        + cert.tau * r.pow(2).sum(1)
+    assert bool((((r @ Gram) * r).sum(1) <= bound).all())
+    assert cert.tau > 0.5 * fit.mu                          # the claimed mu was too small: tau makes up for it
+    exact = verify(model, G, method="brute").certified_mask
+    right = fourier_proof(G, L, R, U, fit, fallback=False, flops=Flops())["certified"]
+    loose = fourier_proof(G, L, R, U, wrong, fallback=False, flops=Flops())["certified"]
+    assert not bool((loose & ~exact).any()) and int(loose.sum()) < int(right.sum())
+    bent = {k: v * 1.01 for k, v in fit.cores.items()}
+    with pytest.raises(ValueError, match="cores of sign are not orthonormal"):
+        fourier_certificate(G, U, dataclasses.replace(fit, cores=bent))
+    with pytest.raises(ValueError, match="mu must be >= 0, got -1.0"):
+        fourier_certificate(G, U, dataclasses.replace(fit, mu=-1.0))
 
 
 def test_bad_options_are_named():

@@ -124,6 +124,52 @@ def test_reference_s5_network_is_verified_soundly():
     assert {c["irrep"] for c in out["rhoset"].details["circuits"]} >= {"sign", "standard"}
 
 
+def test_proofs_derive_what_they_rely_on_from_the_weights():
+    """A proof may take its explanation from anywhere, so it recomputes from the weights and the
+    explanation's own parameters what its argument needs: ``rhoset`` each circuit's ``W[b, b']`` (a
+    corrupted copy in the fit changes nothing; a neuron with scale <= 0 is refused), ``gcr`` the
+    projected readout and its Fourier coefficients (corrupted ones leave the bound sound)."""
+    import dataclasses
+
+    from rep_theory.explain.proofs.baselines import fit_gcr, gcr_proof
+    from rep_theory.explain.proofs.core import Flops
+    from rep_theory.explain.proofs.rhoset import rhoset_proof
+
+    model, G = planted_circuits_mlp("S4", {"standard": 1.0, "standard_sign": 0.5}, rho_set=1)
+    with torch.no_grad():
+        model.W_U.add_(0.05 * torch.randn(model.W_U.shape, generator=torch.Generator().manual_seed(0)))
+    L, R, U = mlp_matrices(model)
+    exact = verify(model, G, method="brute").certified_mask
+    interp = fit_rhoset(G, L, R, U)
+    good = rhoset_proof(G, L, R, U, interp, lipschitz=True, fallback=False, flops=Flops())["certified"]
+    bad = dataclasses.replace(interp, circuits=[dataclasses.replace(c, weight=torch.zeros_like(c.weight))
+                                                for c in interp.circuits])
+    again = rhoset_proof(G, L, R, U, bad, lipschitz=True, fallback=False, flops=Flops())["certified"]
+    assert torch.equal(good, again) and not bool((good & ~exact).any())
+    c0 = interp.circuits[0]
+    flipped = dataclasses.replace(interp, circuits=[dataclasses.replace(c0, scale=-c0.scale)] + interp.circuits[1:])
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        rhoset_proof(G, L, R, U, flipped, lipschitz=True, fallback=False, flops=Flops())
+    # gcr, against an adversarial explanation: an untrained S3 network with 36 neurons, its own weights
+    # as the "projection" (no lemma deviation) and coefficients solved so that C(x, y) = rho(xy)
+    # exactly on every pair: taken on trust they would certify all 36 pairs of a network that gets
+    # most of them wrong
+    from rep_theory.training.models import make_model
+
+    G = get_group("S3")
+    model = make_model("OneLayerMLP", G.order, seed=0, embed_dim=8, hidden_dim=36)
+    L, R, U = mlp_matrices(model)
+    exact = verify(model, G, method="brute").certified_mask
+    H = torch.relu(L[:, None, :] + R[None, :, :]).reshape(36, 36)           # [pairs, neurons]
+    rho = G.irrep("standard").matrices
+    coef = torch.linalg.solve(H, rho[G.table.reshape(-1)].reshape(36, 4)).reshape(36, 2, 2)
+    fake = {"key_irreps": ["standard"], "LP": L, "RP": R, "UP": U, "Uhat": {"standard": coef},
+            "alpha": {"standard": 1.0}}
+    cert = gcr_proof(G, L, R, U, fake, Flops())["certified"]
+    assert int(exact.sum()) < 30 and not bool((cert & ~exact).any())
+    assert not bool((gcr_proof(G, L, R, U, fit_gcr(G, L, R, U), Flops())["certified"] & ~exact).any())
+
+
 def test_verify_run_writes_json_and_cli_table(tmp_path, capsys):
     from rep_theory.cli import main
     from rep_theory.pipeline.paper_import import import_paper_run

@@ -45,8 +45,8 @@ def brute_proof(G: Group, L, R, U, flops: Flops) -> dict:
     """Every pair through the network: ``certified`` = strictly correct."""
     margins = brute_margins(L, R, U, G.table, flops)
     certified = margins > 0
-    return {"certified": certified, "failures": {"wrong": int((~certified).sum())},
-            "details": {"median_margin": float(margins.median())}}
+    return {"certified": certified, "failures": {"wrong": int((~certified).sum())}, "details": {},
+            "diagnostics": {"margin": margins}}
 
 
 # --- GCR --------------------------------------------------------------------------------------------
@@ -92,10 +92,16 @@ def gcr_proof(G: Group, L, R, U, fit: dict, flops: Flops) -> dict:
         kappa[k] = math.sqrt(max(0.0, 2 * r.dim - 2 * float(r.character.min())))
     margin = float(ideal[1:].min()) if keys else 0.0
     flops.add("ideal margin", 3 * n * len(keys) + n)
-    eps1, _ = deviation_bound(L, R, U, fit["LP"], fit["RP"], fit["UP"], lipschitz=False, flops=flops)
+    # the projected readout and its coefficients, derived here (the argument below needs UP to lie in the
+    # key irreps and Uhat to be its transform; the fit's values are not trusted)
+    UP = _project(G, fit["UP"], keys) if keys else torch.zeros_like(U)
+    UP_hat = fourier(G, UP)
+    Uhat = {k: UP_hat[k] for k in keys}
+    flops.add("projected readout", 2 * 2 * n * n * m)
+    eps1, _ = deviation_bound(L, R, U, fit["LP"], fit["RP"], UP, lipschitz=False, flops=flops)
     eps2 = torch.zeros((n, n), dtype=torch.float64)
     for s in range(n):
-        C = _coefficients(G, hidden(fit["LP"], fit["RP"], slice(s, s + 1)), fit["Uhat"])
+        C = _coefficients(G, hidden(fit["LP"], fit["RP"], slice(s, s + 1)), Uhat)
         for k in keys:
             target = G.irrep(k).matrices[G.table[s]]                         # [n, d, d]  rho(x y)
             gap = (C[k][0] - fit["alpha"][k] * target).pow(2).sum((-2, -1)).sqrt()
@@ -109,9 +115,9 @@ def gcr_proof(G: Group, L, R, U, fit: dict, flops: Flops) -> dict:
     failures = ({"ideal_margin_not_positive": n * n} if margin <= slack else
                 {"weight_deviation": int((eps1 >= margin - slack).sum()),
                  "character_deviation": int((~certified & (eps1 < margin - slack)).sum())})
-    details = {"key_irreps": keys, "alpha": fit["alpha"], "ideal_margin": margin, "rounding_slack": slack,
-               "median_eps_weights": float(eps1.median()), "median_eps_characters": float(eps2.median())}
-    return {"certified": certified, "failures": failures, "details": details}
+    details = {"key_irreps": keys, "alpha": fit["alpha"], "ideal_margin": margin, "rounding_slack": slack}
+    return {"certified": certified, "failures": failures, "details": details,
+            "diagnostics": {"eps_weights": eps1, "eps_characters": eps2}}
 
 
 # --- cosets -----------------------------------------------------------------------------------------
@@ -154,6 +160,6 @@ def coset_proof(G: Group, L, R, U, fit: dict, flops: Flops) -> dict:
     flops.add("certify", 3 * G.order ** 2)
     bad_ideal = ideal <= slack
     failures = {"ideal_wrong": int(bad_ideal.sum()), "weight_deviation": int((~certified & ~bad_ideal).sum())}
-    details = {"explained_neurons": fit["explained_neurons"], "median_ideal_margin": float(ideal.median()),
-               "median_eps": float(eps.median()), "rounding_slack": slack}
-    return {"certified": certified, "failures": failures, "details": details}
+    details = {"explained_neurons": fit["explained_neurons"], "rounding_slack": slack}
+    return {"certified": certified, "failures": failures, "details": details,
+            "diagnostics": {"ideal_margin": ideal, "eps": eps}}

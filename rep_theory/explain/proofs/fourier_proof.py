@@ -62,38 +62,64 @@ __all__ = ["FourierExplanation", "fit_fourier", "fourier_proof"]
 
 @dataclasses.dataclass
 class FourierExplanation:
-    """What :func:`fourier_proof` reads.
+    """The explanation :func:`fourier_proof` reads: fitted from the weights, but trusted for nothing
+    (any values keep the proof sound; they only decide how tight it is).
 
     key_irreps : list of names
-    cores : dict name -> ``[c, d, d]`` float64, orthonormal (``Phihat_rho``; the first along the mean core)
-    weights : float64 ``[m, sum_K d^2 + rank]``   the key irreps' ``Uhat`` (flattened) then ``V``
-    rest_readout : float64 ``[n, m]``   ``U_rest``
-    eigvals : float64 ``[rank]``; mu, tau : float   the residual's quadratic-form bound
-    points : float64 ``[rows, P]``   per key irrep ``w`` times the first core's ``phi`` gap (and its
-        negative unless ``positive``), the other cores' gaps (``+`` and ``-``), ``-s``; then ``-f``;
-        columns the Pareto-minimal ``g``
-    column_means : float64 ``[n, m]``   ``b(y)``
+    cores : dict name -> ``[c, d, d]`` float64, orthonormal (``Phihat_rho``; the first along the mean
+        core); the proof checks the orthonormality
     positive : dict name -> bool   whether the first scale is constrained to be positive
+    directions : float64 ``[m, rank]``   ``V``: the residual's kept directions (the leading
+        eigenvectors of ``U_rest^T U_rest`` when fitted)
+    mu : float   the residual's claimed tail eigenvalue; the proof certifies ``tau`` for it
+    column_means : float64 ``[n, m]``   ``b(y)``
     """
 
     key_irreps: list
     cores: dict
+    positive: dict
+    directions: torch.Tensor
+    mu: float
+    column_means: torch.Tensor
+
+    def summary(self) -> dict:
+        return {"key_irreps": list(self.key_irreps), "rank": int(self.directions.shape[1]), "mu": self.mu}
+
+
+@dataclasses.dataclass
+class FourierCertificate:
+    """What :func:`fourier_proof` derives from the weights and the explanation before its pass over
+    the pairs (:func:`fourier_certificate`; part of the proof's time and FLOPs).
+
+    weights : float64 ``[m, sum_K d^2 + rank]``   the key irreps' ``Uhat`` (flattened) then ``V``
+    rest_readout : float64 ``[n, m]``   ``U_rest``
+    eigvals : float64 ``[rank]``   ``v_k^T G v_k`` (``G = U_rest^T U_rest``); mu, tau : float   the
+        residual's quadratic-form bound ``r^T G r <= sum_k eigvals_k (v_k.r)^2 + mu (|r|^2 - |V^T r|^2) + tau |r|^2``
+    points : float64 ``[rows, P]``   per key irrep ``w`` times the first core's ``phi`` gap (and its
+        negative unless ``positive``), the other cores' gaps (``+`` and ``-``), ``-s``; then ``-f``;
+        columns the Pareto-minimal ``g``
+    """
+
     weights: torch.Tensor
     rest_readout: torch.Tensor
     eigvals: torch.Tensor
     mu: float
     tau: float
     points: torch.Tensor
-    column_means: torch.Tensor
-    positive: dict
-
-    def summary(self) -> dict:
-        return {"key_irreps": list(self.key_irreps), "rank": int(self.eigvals.numel()), "mu": self.mu,
-                "pareto_points": int(self.points.shape[1])}
 
 
 def _pair_index(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.arange(n).repeat_interleave(n), torch.arange(n).repeat(n)
+
+
+def _rest_readout(G: Group, U: torch.Tensor, Uhat: dict, key_irreps: list) -> torch.Tensor:
+    """``U_rest [n, m]``: ``U`` without its trivial (mean) and key isotypic parts (Fourier inversion)."""
+    w = plancherel_weights(G)
+    irreps = {r.name: r for r in G.irreps()}
+    U_rest = U - U.mean(0, keepdim=True)
+    for k in key_irreps:
+        U_rest = U_rest - w[k] * torch.einsum("zde,ide->zi", irreps[k].matrices, Uhat[k])
+    return U_rest
 
 
 def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, key_irreps=None,
@@ -101,11 +127,10 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
                 n_cores: int = 1, seed: int = 0) -> FourierExplanation:
     """Fit the explanation: key irreps, ``n_cores`` cores per key irrep (the mean of
     ``rho(x)^T C rho(y)^T`` over ``sample`` random pairs, then the leading directions of what it
-    leaves), and the rest's quadratic-form bound of rank ``rank``."""
+    leaves), the residual's ``rank`` leading directions and the next eigenvalue, and ``b(y)``."""
     n, m = U.shape
     w = plancherel_weights(G)
     irreps = {r.name: r for r in G.irreps()}
-    names = list(irreps)
     Uhat = fourier(G, U)                                                     # {name: [m, d, d]}
     key_irreps = readout_key_irreps(G, Uhat, w, key_irreps, key_power)
     if rank < 0:
@@ -116,8 +141,7 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
     pick = torch.randint(0, n * n, (min(sample, n * n),), generator=gen)
     xs, ys = pick // n, pick % n
     h = torch.relu(L[xs] + R[ys])                                            # [s, m]
-    cores, positive, rows = {}, {}, []
-    U_rest = U - U.mean(0, keepdim=True)
+    cores, positive = {}, {}
     for k in key_irreps:
         M = irreps[k].matrices
         d = M.shape[1]
@@ -132,12 +156,49 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
             basis = torch.cat([mean[None, :], Vh[:n_cores - 1]], 0)
         basis, _ = torch.linalg.qr(basis.T)                                  # orthonormal columns [d*d, c]
         basis = basis.T * torch.sign((basis.T @ mean)[:, None] + 1e-300)     # the first along the mean
-        unit = basis.reshape(-1, d, d)                                       # [c, d, d] orthonormal cores
-        cores[k] = unit
+        cores[k] = basis.reshape(-1, d, d)                                   # [c, d, d] orthonormal cores
         # the first scale is kept non-negative (pairs where it is not are left uncertified) when it is
         # positive on every sampled pair; otherwise it enters split into + and - parts like the others
         positive[k] = bool((samples @ basis[0]).min() > 0)
-        U_rest = U_rest - w[k] * torch.einsum("zde,ide->zi", M, Uhat[k])
+    U_rest = _rest_readout(G, U, Uhat, key_irreps)
+    lam, V = torch.linalg.eigh(U_rest.T @ U_rest)
+    lam, V = lam.flip(0), V.flip(1)
+    rank = min(rank, m)
+    mu = float(lam[rank]) if rank < m else 0.0
+    rows = torch.randperm(n, generator=gen)[:n if column_sample is None else min(n, column_sample)]
+    b = torch.relu(L[rows, None, :] + R[None, :, :]).mean(0)                # [y, m]
+    b = b - b.mean(0, keepdim=True)
+    return FourierExplanation(list(key_irreps), cores, positive, V[:, :rank].contiguous(), max(mu, 0.0),
+                              b.contiguous())
+
+
+def fourier_certificate(G: Group, U: torch.Tensor, fit: FourierExplanation, flops: Flops | None = None
+                        ) -> FourierCertificate:
+    """From the weights ``U [n, m]`` and the explanation, what the proof's pass over the pairs needs:
+    the key irreps' Fourier coefficients and the rest of the readout (exact), the residual's
+    quadratic-form bound certified for the explanation's directions and ``mu`` (``tau``, the largest
+    eigenvalue of ``G - V diag(eigvals) V^T - mu (I - V V^T)``, plus an allowance for its rounding),
+    and the Pareto-minimal ``g`` of the per-``g`` coefficients.  Raises ``ValueError`` if a key
+    irrep's cores are not orthonormal (the proof's split of ``C_rho`` relies on it)."""
+    n, m = U.shape
+    w = plancherel_weights(G)
+    irreps = {r.name: r for r in G.irreps()}
+    names = list(irreps)
+    unknown = [k for k in fit.key_irreps if k not in names[1:]]
+    if unknown:
+        raise KeyError(f"key irreps {unknown} are not non-trivial irreps of {G.name}; expected among {names[1:]}")
+    Uhat, rows, count = {}, [], 0
+    for k in fit.key_irreps:
+        M = irreps[k].matrices
+        d = M.shape[1]
+        unit = fit.cores[k]
+        if unit.ndim != 3 or unit.shape[1:] != (d, d):
+            raise ValueError(f"cores of {k} must have shape [c, {d}, {d}], got {tuple(unit.shape)}")
+        flat = unit.reshape(unit.shape[0], -1)
+        off = float((flat @ flat.T - torch.eye(flat.shape[0], dtype=flat.dtype)).abs().max())
+        if off > 1e-12:
+            raise ValueError(f"the cores of {k} are not orthonormal: |Q Q^T - I| reaches {off:.2e} (at most 1e-12)")
+        Uhat[k] = torch.einsum("zi,zde->ide", U, M)                          # [m, d, d]
         gaps = []
         for j in range(unit.shape[0]):
             phi = (M * unit[j]).sum((1, 2))                                  # [n]
@@ -147,53 +208,63 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
         # s2 is a difference of O(d) terms: allow for its rounding so that s never falls below the truth
         s2 = s2 + 1e-12 * (2 * d + 2 * irreps[k].character.abs() + gaps.pow(2).sum(0))
         rows.append(w[k] * gaps[0])
-        if not positive[k]:
+        if not fit.positive[k]:
             rows.append(-w[k] * gaps[0])
         for j in range(1, unit.shape[0]):                                    # free-sign scales: + and - parts
             rows += [w[k] * gaps[j], -w[k] * gaps[j]]
         rows.append(-w[k] * s2.clamp(min=0).sqrt())
+        count += 2 * n * m * d * d + unit.shape[0] * (2 * n * d * d + 6 * n) + 4 * n
     # the rest's factor per g: sqrt(sum_{rho outside K and trivial} w_rho ||I - rho(g)||_F^2)
     spread = torch.zeros(n, dtype=torch.float64)
     for k in names[1:]:
-        if k not in key_irreps:
+        if k not in fit.key_irreps:
             spread += w[k] * (2 * irreps[k].dim - 2 * irreps[k].character)
     rows.append(-spread.clamp(min=0).sqrt())
-    points = _pareto(torch.stack(rows)[:, 1:])
+    table = torch.stack(rows)[:, 1:]
+    points = _pareto(table)
+    U_rest = _rest_readout(G, U, Uhat, fit.key_irreps)
+    V = fit.directions.to(torch.float64)
+    rank = V.shape[1]
+    if not fit.mu >= 0:   # (r^2 - |V^T r|^2) is clamped at 0 in the proof, which needs mu >= 0
+        raise ValueError(f"the explanation's mu must be >= 0, got {fit.mu}")
+    if V.shape[0] != m:
+        raise ValueError(f"the explanation's directions must have {m} rows (neurons), got {V.shape[0]}")
     Gram = U_rest.T @ U_rest                                                 # [m, m]
-    lam, V = torch.linalg.eigh(Gram)
-    lam, V = lam.flip(0), V.flip(1)
-    rank = min(rank, m)
-    V_r, lam_r = V[:, :rank], lam[:rank]
-    mu = float(lam[rank]) if rank < m else 0.0
-    tail = Gram - (V_r * lam_r) @ V_r.T
-    check = mu * (torch.eye(m, dtype=torch.float64) - V_r @ V_r.T) - tail
-    worst = float(torch.linalg.eigvalsh((check + check.T) / 2)[0])
-    tau = max(0.0, -worst) + 1e-12 * float(lam[0].abs()) + 1e-300
-    weights = torch.cat([Uhat[k].reshape(m, -1) for k in key_irreps] + [V_r], dim=1)
-    rows = torch.randperm(n, generator=gen)[:n if column_sample is None else min(n, column_sample)]
-    b = torch.relu(L[rows, None, :] + R[None, :, :]).mean(0)                # [y, m]
-    b = b - b.mean(0, keepdim=True)
-    return FourierExplanation(list(key_irreps), cores, weights.contiguous(), U_rest.contiguous(), lam_r.clone(),
-                              mu, tau, points.contiguous(), b.contiguous(), positive)
+    GV = Gram @ V
+    lam = (V * GV).sum(0)                                                    # [rank] v_k^T G v_k
+    # r^T G r = sum_k lam_k (v_k.r)^2 + r^T E r for any V; certify E - mu (I - V V^T) <= tau I
+    E = Gram - (V * lam) @ V.T
+    excess = E - fit.mu * (torch.eye(m, dtype=torch.float64) - V @ V.T)
+    top = float(torch.linalg.eigvalsh((excess + excess.T) / 2)[-1])
+    scale = float(Gram.abs().sum(1).max()) + abs(fit.mu)
+    tau = max(0.0, top) + 1e-12 * scale + 1e-300
+    weights = torch.cat([Uhat[k].reshape(m, -1) for k in fit.key_irreps] + [V], dim=1)
+    if flops is not None:
+        kd = sum(irreps[k].dim ** 2 for k in fit.key_irreps)
+        flops.add("certificate: readout transform", count + 2 * n * m + 2 * n * m * kd)
+        flops.add("certificate: pareto", n + n * n * table.shape[0] * 2)
+        flops.add("certificate: residual form", 2 * n * m * m + 4 * m * m * rank + 2 * m * rank + 4 * m * m
+                  + 4 * m ** 3)
+    return FourierCertificate(weights.contiguous(), U_rest.contiguous(), lam, float(fit.mu), tau,
+                              points.contiguous())
 
 
 def _pareto(points: torch.Tensor) -> torch.Tensor:
-    """Columns of ``points [k, P]`` not dominated (another column <= in every row) and not repeated."""
+    """Columns of ``points [k, P]`` not dominated (another column <= in every row and < in one),
+    without repeats, in the order of ``torch.unique``.  All pairs compared at once: ``O(P^2 k)``."""
     if points.shape[1] == 0:
         return points
-    cols = torch.unique(points.T, dim=0)                                      # [P, k]
-    keep = []
-    for j in range(cols.shape[0]):
-        le = (cols <= cols[j]).all(1)
-        lt = (cols < cols[j]).any(1)
-        if not bool((le & lt).any()):
-            keep.append(j)
-    return cols[keep].T
+    cols = points.T                                                           # [P, k]
+    le = (cols[None, :, :] <= cols[:, None, :]).all(2)                        # [j, i]: column i <= column j
+    lt = (cols[None, :, :] < cols[:, None, :]).any(2)
+    return torch.unique(cols[~(le & lt).any(1)], dim=0).T                     # repeats dominate nothing
 
 
 def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, fit: FourierExplanation, *,
                   fallback: bool, flops: Flops) -> dict:
-    """Run the proof; returns ``certified`` (bool ``[n, n]``), ``failures`` and ``details``.
+    """Run the proof; returns ``certified`` (bool ``[n, n]``), ``failures``, ``details`` and
+    ``diagnostics`` (per-pair tensors whose medians :func:`~rep_theory.explain.proofs.verify` reports
+    outside the proof's time).  Starts with :func:`fourier_certificate` (counted in the proof).
 
     Layout: neurons first (``[m, pairs]``), so that the one product ``weights^T @ h`` is a short, wide
     matrix product; the hidden layer is built in blocks of ``x`` rows (1 MiB, in cache) and the
@@ -203,13 +274,14 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
     n, m = L.shape
     irreps = {r.name: r for r in G.irreps()}
     table = G.table
-    rank = fit.eigvals.numel()
-    kcols = fit.weights.shape[1] - rank
-    Wt = fit.weights.T.contiguous()                                          # [kcols + rank, m]
+    cert = fourier_certificate(G, U, fit, flops)
+    rank = cert.eigvals.numel()
+    kcols = cert.weights.shape[1] - rank
+    Wt = cert.weights.T.contiguous()                                          # [kcols + rank, m]
     LT, RT = L.T.contiguous(), R.T.contiguous()                              # [m, n]
     b = fit.column_means                                                    # [y, m]
     bT = b.T.contiguous()
-    Tb, bV = b @ fit.rest_readout.T, Wt[kcols:] @ bT                         # [y, z], [rank, y]
+    Tb, bV = b @ cert.rest_readout.T, Wt[kcols:] @ bT                         # [y, z], [rank, y]
     Tb_part = Tb.gather(1, table.T.contiguous()).T - Tb.amax(1)[None, :]     # [x, y]: Tb[y, xy] - max_z Tb[y, z]
     keys = []
     for k in fit.key_irreps:
@@ -241,10 +313,10 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
         # the residual's bound (in place in P's residual rows: no fresh [rank, pairs] tensors)
         sq = P[kcols:].view(rank, t0 - s0, n).sub_((Wt[kcols:] @ aT)[:, :, None]).sub_(bV[:, None, :])
         sq = sq.mul_(sq).view(rank, (t0 - s0) * n)                                    # [rank, pairs] squared projections
-        quad = fit.eigvals @ sq + fit.mu * (r2 - sq.sum(0)).clamp(min=0) + fit.tau * r2
+        quad = cert.eigvals @ sq + cert.mu * (r2 - sq.sum(0)).clamp(min=0) + cert.tau * r2
         rest[pairs] = quad.clamp(min=0).sqrt()
         # the additive part of the rest
-        Ta = aT.T @ fit.rest_readout.T                                       # [x, z]
+        Ta = aT.T @ cert.rest_readout.T                                       # [x, z]
         additive[pairs] = ((Ta.gather(1, table[s0:t0]) - Ta.amax(1, keepdim=True))
                            + Tb_part[s0:t0]).reshape(-1)
         # key irreps: beta_j = <C, D_j> and ||Delta||^2 = ||C||^2 - sum_j beta_j^2 (the D_j orthonormal),
@@ -271,7 +343,7 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
                     coefs += [beta.clamp(min=0), (-beta).clamp(min=0)]
             coefs.append(left.clamp(min=0).sqrt())
         coefs.append(rest[pairs])
-        key[pairs] = (fit.points.T @ torch.stack(coefs)).amin(0)
+        key[pairs] = (cert.points.T @ torch.stack(coefs)).amin(0)
     key, rest = key.reshape(n, n), rest.reshape(n, n)
     additive, reversed_ = additive.reshape(n, n), reversed_.reshape(n, n)
     flops.add("hidden", 2 * n * n * m)
@@ -281,16 +353,15 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
     flops.add("key cores", sum(Mc.shape[0] * (2 * n * M.shape[1] ** 3 + 2 * n * n * M.shape[1] ** 3
                                               + 4 * n * n * M.shape[1] ** 2) + 3 * n * n * M.shape[1] ** 2
                                for M, Mc, _, _ in keys))
-    flops.add("key minimum", n * n * fit.points.shape[1] * (2 * fit.points.shape[0] + 1))
+    flops.add("key minimum", n * n * cert.points.shape[1] * (2 * cert.points.shape[0] + 1))
     flops.add("additive bound", 2 * n * n + 4 * n * n + 2 * n * n)
     total = key + additive
     flops.add("certify", 3 * n * n)
     slack = rounding_slack(L, R, U, float(total.abs().max()) if n else 0.0, float(rest.max()) if n else 0.0)
     certified = (total > slack) & ~reversed_
     failures = {"core_reversed": int(reversed_.sum()), "deviation": int((~certified & ~reversed_).sum())}
-    details = {"rounding_slack": slack, "median_key_margin": float(key.median()),
-               "median_residual_bound": float(rest.median()),
-               "certified_by_explanation": int(certified.sum()), **fit.summary()}
+    details = {"rounding_slack": slack, "certified_by_explanation": int(certified.sum()), **fit.summary(),
+               "pareto_points": int(cert.points.shape[1])}
     if fallback:
         left = torch.nonzero(~certified)
         if len(left):
@@ -300,4 +371,5 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
         else:
             failures = {"wrong_by_brute_force": 0, "explanation_uncertified": 0}
         details["brute_forced_pairs"] = len(left)
-    return {"certified": certified, "failures": failures, "details": details}
+    return {"certified": certified, "failures": failures, "details": details,
+            "diagnostics": {"key_margin": key, "residual_bound": rest}}

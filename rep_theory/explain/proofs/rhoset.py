@@ -90,9 +90,14 @@ def rhoset_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, in
     eps_cover = torch.zeros((n, n), dtype=torch.float64)
     active = 0
     for c, tab in zip(interp.circuits, tables):
+        # W[b, b'] = sum of s t over the circuit's neurons on (b, b'), recomputed here from the neurons'
+        # parameters (not taken from the fit); relu(s u) = s relu(u) needs every s > 0
+        if bool((c.scale <= 0).any()):
+            raise ValueError(f"circuit on {c.irrep}: every neuron's scale must be > 0, got min {float(c.scale.min())}")
+        weight = torch.zeros_like(c.weight).index_put_((c.b, c.bp), c.scale * c.readout, accumulate=True)
         spread = tab["q"].amax(0) - tab["q"].amin(0)                         # [k, k]
-        gamma = (c.weight - c.ideal_weight).abs() * spread
-        flops.add("coverage weights", 4 * c.weight.numel() + 2 * n * c.weight.numel())
+        gamma = (weight - c.ideal_weight).abs() * spread
+        flops.add("coverage weights", 2 * c.scale.numel() + 4 * weight.numel() + 2 * n * weight.numel())
         for b in torch.nonzero(gamma.abs().sum(1) > 0).flatten().tolist():
             cols = torch.nonzero(gamma[b] > 0).flatten()
             eps_cover += torch.relu(tab["P"][:, b, None, None] - tab["Q"][None, :, cols]) @ gamma[b, cols]
@@ -109,7 +114,6 @@ def rhoset_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, in
         failures["weight_deviation"] = int(neuron_alone.sum())
         failures["coverage_deviation"] = int((~certified & ~neuron_alone).sum())
     details = {"ideal_margin": margin, "rounding_slack": slack,
-               "median_eps_neuron": float(eps_neuron.median()), "median_eps_cover": float(eps_cover.median()),
                "certified_by_explanation": int(certified.sum()), **interp.summary()}
     if fallback:
         rest = torch.nonzero(~certified)
@@ -127,5 +131,6 @@ def rhoset_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, in
         else:
             details["brute_forced_pairs"] = 0
             failures = {"wrong_by_brute_force": 0, "explanation_uncertified": 0}
-    return {"certified": certified, "failures": failures, "details": details}
+    return {"certified": certified, "failures": failures, "details": details,
+            "diagnostics": {"eps_neuron": eps_neuron, "eps_cover": eps_cover}}
 
