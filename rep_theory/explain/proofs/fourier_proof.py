@@ -34,8 +34,8 @@ The proof, per pair (``O(|G|^2 m (sum_K d^2 + r))`` against brute force's ``O(|G
    w_rho ||I - rho(g)||_F^2`` (Cauchy-Schwarz over the irreps, then Plancherel:
    ``sum_rho w_rho ||C_rho||^2 = ||U_rest r||^2``), and ``||U_rest r||^2 = r^T G r`` (``G = U_rest^T U_rest``) is bounded
    by its ``rank`` leading eigen-directions exactly plus ``mu`` times the squared norm left over
-   (``mu`` certified numerically: ``mu (I - V V^T) - (G - V Lambda V^T)`` is positive semi-definite
-   up to the ``tau`` that is added);
+   (``Lambda`` the Rayleigh quotients ``v_k^T G v_k``; ``mu`` certified numerically:
+   ``mu (I - V V^T) - (G - V Lambda V^T)`` is positive semi-definite up to the ``tau`` that is added);
 4. the minimum over ``g != e`` of the key and residual parts is taken over the Pareto-minimal ``g``
    only (with non-negative coefficients, a ``g`` whose every coefficient is no better than another's
    cannot be the minimum): one ``[rows, pairs]`` by ``[rows, P]`` product, ``P`` small.
@@ -44,7 +44,10 @@ A pair is certified when the sum exceeds the rounding slack; a pair whose first 
 some ``positive`` key irrep is negative is not certified (``core_reversed``).  ``fourier_hybrid`` finishes every
 uncertified pair by brute force.
 
-Sound for any fitted core, key set and rank: the fit only decides how tight the bound is.
+Sound for any fitted core, key set, directions, ``mu >= 0`` and ``b``: the fit only decides how tight
+the bound is.  Everything derived from the weights that the argument relies on (``Uhat_K``, ``U_rest``,
+the quadratic bound's ``Lambda`` and ``tau``, the Pareto points, the cores' orthonormality) is computed
+by the proof itself (:func:`fourier_certificate`), inside its time and FLOP count.
 """
 
 from __future__ import annotations
