@@ -117,7 +117,7 @@ def test_every_rank_down_to_zero_is_sound_and_rank_only_tightens():
 
 def test_the_explanation_is_trusted_for_nothing():
     """The proof derives from the weights everything it relies on (:func:`fourier_certificate`): with
-    a wrong explanation (random, non-orthonormal directions, a too small ``mu``, random ``b``) the
+    a wrong explanation (random, non-orthonormal directions, a too small ``mu``, random ``a`` and ``b``) the
     quadratic bound still holds and the proof stays sound, only looser; cores that are not
     orthonormal and a negative ``mu`` are refused."""
     import dataclasses
@@ -132,6 +132,7 @@ def test_the_explanation_is_trusted_for_nothing():
     m = U.shape[1]
     wrong = dataclasses.replace(fit, directions=torch.randn(m, 6, dtype=torch.float64, generator=gen),
                                 mu=0.01 * fit.mu,
+                                row_means=torch.randn(G.order, m, dtype=torch.float64, generator=gen),
                                 column_means=torch.randn(G.order, m, dtype=torch.float64, generator=gen))
     cert = fourier_certificate(G, U, wrong)
     Gram = cert.rest_readout.T @ cert.rest_readout

@@ -15,8 +15,8 @@ on a sample of pairs; the other irreps are *the rest*.
 The proof, per pair (``O(|G|^2 m (sum_K d^2 + r))`` against brute force's ``O(|G|^3 m)``):
 
 1. ``h = relu(L[x] + R[y])`` and its two-way decomposition ``h = a(x) + b(y) + r(x, y)``
-   (``a`` the mean over ``y``, computed in the proof; ``b`` the centred mean over ``x`` (all rows, or
-   a sample of ``column_sample`` rows), part of the explanation: any ``a`` and ``b`` keep the proof sound);
+   (``a`` the mean over ``y``, ``b`` the centred mean over ``x`` (all rows, or a sample of
+   ``column_sample`` rows), both part of the explanation: any ``a`` and ``b`` keep the proof sound);
 2. key irreps: ``C_rho`` exactly; ``C_rho = sum_j beta_j D_j + Delta`` with ``D_j = rho(x) Phihat_j rho(y)``
    for ``n_cores`` orthonormal cores ``Phihat_j`` (so the ``D_j`` are orthonormal too) and ``Delta``
    orthogonal to them.  For ``z = x g y`` the key part of ``logit(xy) - logit(z)`` is
@@ -58,7 +58,7 @@ import torch
 
 from rep_theory.algebra.fourier import fourier, plancherel_weights
 from rep_theory.algebra.groups import Group
-from rep_theory.explain.proofs.core import Flops, brute_margins, readout_key_irreps, rounding_slack
+from rep_theory.explain.proofs.core import PAIR_CHUNK, Flops, brute_margins, readout_key_irreps, rounding_slack
 
 __all__ = ["FourierExplanation", "fit_fourier", "fourier_proof"]
 
@@ -75,7 +75,8 @@ class FourierExplanation:
     directions : float64 ``[m, rank]``   ``V``: the residual's kept directions (the leading
         eigenvectors of ``U_rest^T U_rest`` when fitted)
     mu : float   the residual's claimed tail eigenvalue; the proof certifies ``tau`` for it
-    column_means : float64 ``[n, m]``   ``b(y)``
+    row_means : float64 ``[n, m]``   ``a(x)``, the hidden layer's mean over ``y`` when fitted
+    column_means : float64 ``[n, m]``   ``b(y)``, its mean over ``x`` (all or sampled rows), centred
     """
 
     key_irreps: list
@@ -83,6 +84,7 @@ class FourierExplanation:
     positive: dict
     directions: torch.Tensor
     mu: float
+    row_means: torch.Tensor
     column_means: torch.Tensor
 
     def summary(self) -> dict:
@@ -169,10 +171,25 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
     rank = min(rank, m)
     mu = float(lam[rank]) if rank < m else 0.0
     rows = torch.randperm(n, generator=gen)[:n if column_sample is None else min(n, column_sample)]
-    b = torch.relu(L[rows, None, :] + R[None, :, :]).mean(0)                # [y, m]
-    b = b - b.mean(0, keepdim=True)
+    a, b = _hidden_means(L, R, rows)
     return FourierExplanation(list(key_irreps), cores, positive, V[:, :rank].contiguous(), max(mu, 0.0),
-                              b.contiguous())
+                              a.contiguous(), (b - b.mean(0, keepdim=True)).contiguous())
+
+
+def _hidden_means(L: torch.Tensor, R: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``a [n, m]``: the mean of ``relu(L[x] + R[y])`` over every ``y``; ``b [n, m]``: its mean over
+    the ``x`` in ``rows``.  In blocks of ``x`` of at most ``PAIR_CHUNK`` entries."""
+    n, m = L.shape
+    chosen = torch.zeros(n, dtype=torch.bool)
+    chosen[rows] = True
+    a = torch.empty((n, m), dtype=torch.float64)
+    b = torch.zeros((n, m), dtype=torch.float64)
+    step = max(1, PAIR_CHUNK // max(n * m, 1))
+    for s in range(0, n, step):
+        h = torch.relu(L[s:s + step, None, :] + R[None, :, :])               # [x, y, m]
+        a[s:s + step] = h.mean(1)
+        b += h[chosen[s:s + step]].sum(0)
+    return a, b / max(int(chosen.sum()), 1)
 
 
 def fourier_certificate(G: Group, U: torch.Tensor, fit: FourierExplanation, flops: Flops | None = None
@@ -236,10 +253,12 @@ def fourier_certificate(G: Group, U: torch.Tensor, fit: FourierExplanation, flop
     GV = Gram @ V
     lam = (V * GV).sum(0)                                                    # [rank] v_k^T G v_k
     # r^T G r = sum_k lam_k (v_k.r)^2 + r^T E r for any V; certify E - mu (I - V V^T) <= tau I
-    E = Gram - (V * lam) @ V.T
-    excess = E - fit.mu * (torch.eye(m, dtype=torch.float64) - V @ V.T)
-    top = float(torch.linalg.eigvalsh((excess + excess.T) / 2)[-1])
-    scale = float(Gram.abs().sum(1).max()) + abs(fit.mu)
+    excess = torch.addmm(Gram, V * lam, V.T, alpha=-1)                      # E = G - V diag(lam) V^T
+    excess.addmm_(V, V.T, alpha=fit.mu).diagonal().sub_(fit.mu)              # E - mu (I - V V^T)
+    # eigvalsh reads the lower triangle; the matrix is symmetric up to rounding, which the allowance
+    # (1e-12 of trace(G) + mu >= ||G|| + mu, against eigvalsh's error of about m u times that) covers
+    top = float(torch.linalg.eigvalsh(excess)[-1])
+    scale = float(Gram.diagonal().sum()) + abs(fit.mu)
     tau = max(0.0, top) + 1e-12 * scale + 1e-300
     weights = torch.cat([Uhat[k].reshape(m, -1) for k in fit.key_irreps] + [V], dim=1)
     if flops is not None:
@@ -254,13 +273,17 @@ def fourier_certificate(G: Group, U: torch.Tensor, fit: FourierExplanation, flop
 
 def _pareto(points: torch.Tensor) -> torch.Tensor:
     """Columns of ``points [k, P]`` not dominated (another column <= in every row and < in one),
-    without repeats, in the order of ``torch.unique``.  All pairs compared at once: ``O(P^2 k)``."""
+    without repeats, in the order of ``torch.unique``.  All pairs compared at once, one row at a
+    time: ``O(P^2 k)``."""
     if points.shape[1] == 0:
         return points
-    cols = points.T                                                           # [P, k]
-    le = (cols[None, :, :] <= cols[:, None, :]).all(2)                        # [j, i]: column i <= column j
-    lt = (cols[None, :, :] < cols[:, None, :]).any(2)
-    return torch.unique(cols[~(le & lt).any(1)], dim=0).T                     # repeats dominate nothing
+    P = points.shape[1]
+    le = torch.ones((P, P), dtype=torch.bool)                                 # [j, i]: column i <= column j
+    lt = torch.zeros((P, P), dtype=torch.bool)                                # [j, i]: column i < column j somewhere
+    for row in points:
+        le &= row[None, :] <= row[:, None]
+        lt |= row[None, :] < row[:, None]
+    return torch.unique(points.T[~(le & lt).any(1)], dim=0).T                 # repeats dominate nothing
 
 
 def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, fit: FourierExplanation, *,
@@ -303,15 +326,13 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
         pairs = slice(s0 * n, t0 * n)
         P = torch.empty((Wt.shape[0], (t0 - s0) * n), dtype=torch.float64)    # [kcols + rank, pairs]
         r2 = torch.empty((t0 - s0) * n, dtype=torch.float64)
-        aT = torch.empty((m, t0 - s0), dtype=torch.float64)
+        aT = fit.row_means[s0:t0].T                                          # [m, x]
         for s in range(s0, t0, inner):
             t = min(t0, s + inner)
             cols = slice((s - s0) * n, (t - s0) * n)
             hT = torch.add(LT[:, s:t, None], RT[:, None, :]).clamp_(min=0)   # [m, x, y]
             torch.mm(Wt, hT.reshape(m, -1), out=P[:, cols])
-            a_blk = hT.mean(2)                                               # [m, x]
-            aT[:, s - s0:t - s0] = a_blk
-            rT = hT.sub_(a_blk[:, :, None]).sub_(bT[:, None, :])             # the residual, in place of h
+            rT = hT.sub_(aT[:, s - s0:t - s0, None]).sub_(bT[:, None, :])    # the residual, in place of h
             r2[cols] = rT.mul_(rT).sum(0).reshape(-1)                       # (r is not needed after this)
         # the residual's bound (in place in P's residual rows: no fresh [rank, pairs] tensors)
         sq = P[kcols:].view(rank, t0 - s0, n).sub_((Wt[kcols:] @ aT)[:, :, None]).sub_(bV[:, None, :])
@@ -350,7 +371,7 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
     key, rest = key.reshape(n, n), rest.reshape(n, n)
     additive, reversed_ = additive.reshape(n, n), reversed_.reshape(n, n)
     flops.add("hidden", 2 * n * n * m)
-    flops.add("additive part", n * n * m + 2 * n * n * m + 2 * 2 * n * m * (n + rank + kcols))
+    flops.add("additive part", 2 * n * n * m + 2 * 2 * n * m * (n + rank + kcols))
     flops.add("residual", 2 * n * n * m + 2 * n * n * m * rank + n * n * (4 * rank + 6))
     flops.add("key coefficients", 2 * n * n * m * kcols)
     flops.add("key cores", sum(Mc.shape[0] * (2 * n * M.shape[1] ** 3 + 2 * n * n * M.shape[1] ** 3
