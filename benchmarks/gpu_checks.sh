@@ -44,19 +44,19 @@ case "$part" in
     run verify_wu_s5 300 "$py" benchmarks/bench_verify_wu.py --device cuda --groups S5 --seeds 100 --repeats 1 \
         --methods brute rhoset fourier fourier_hybrid --out "$out/verify_wu_s5.json"
     ;;
-3)
+3)  # most important first: GPU_CHECKS_SECONDS=560 trims from the end
     run gpu_tests 120 "$py" -m pytest -q --timeout 100 tests/test_gpu.py
     run loss_kernels 60 "$py" benchmarks/bench_loss.py --device cuda
+    run profile_s6_mlp 60 "$py" benchmarks/profile_step.py --device cuda --group S6 --seeds 4 --steps 10
     run profile_s6_mlp_1warp 60 env REP_THEORY_TRITON_WARPS=1 "$py" benchmarks/profile_step.py --device cuda --group S6 \
         --seeds 4 --steps 10
-    run profile_s6_mlp 60 "$py" benchmarks/profile_step.py --device cuda --group S6 --seeds 4 --steps 10
+    run eval_s6 150 "$py" benchmarks/bench_eval.py --device cuda --group S6 --epochs 727 --rounds 1
+    run train_s5_32 40 "$py" benchmarks/bench_train.py --device cuda --seeds 32 --rounds 3
     run profile_s6_t 60 "$py" benchmarks/profile_step.py --device cuda --group S6 --model T --seeds 4 --steps 4 \
         --profile-steps 1
     run profile_s5_mlp_32 40 "$py" benchmarks/profile_step.py --device cuda --group S5 --seeds 32 --steps 20
     run train_s6 40 "$py" benchmarks/bench_train.py --device cuda --group S6 --seeds 4 --steps 10 --rounds 2
-    run train_s5_32 40 "$py" benchmarks/bench_train.py --device cuda --seeds 32 --rounds 3
     run grid 60 "$py" benchmarks/bench_grid.py --device cuda --max-seconds 28
-    run eval_s6 150 "$py" benchmarks/bench_eval.py --device cuda --group S6 --epochs 727 --rounds 1
     ;;
 all)
     run gpu_tests 150 "$py" -m pytest -q -x --timeout 120 tests/test_gpu.py
