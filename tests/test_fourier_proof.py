@@ -153,6 +153,32 @@ def test_the_explanation_is_trusted_for_nothing():
         fourier_certificate(G, U, dataclasses.replace(fit, mu=-1.0))
 
 
+@pytest.mark.parametrize("n, rank, mu", [(12, 4, 0.0), (24, 16, 0.3), (12, 0, 2.0), (140, 16, 0.1)])
+def test_residual_allowance_on_a_subspace_equals_the_full_problem(n, rank, mu):
+    """With ``n + rank < m`` the allowance ``tau`` is found on a basis of ``span(U_rest^T, V)`` (an
+    ``(n + rank)``-sized eigenvalue problem): it equals the full ``m x m`` problem's, and the bound holds
+    on random vectors, on the full problem's worst direction and on the complement of that span."""
+    from rep_theory.explain.proofs.fourier_proof import _residual_allowance
+
+    gen = torch.Generator().manual_seed(n + rank)
+    m = 128
+    U_rest = torch.randn(n, m, dtype=torch.float64, generator=gen)
+    V = torch.randn(m, rank, dtype=torch.float64, generator=gen) * 0.3      # not orthonormal
+    tau, lam, _ = _residual_allowance(U_rest, V, mu)
+    G = U_rest.T @ U_rest
+    X = G - (V * lam) @ V.T - mu * (torch.eye(m, dtype=torch.float64) - V @ V.T)
+    evals, evecs = torch.linalg.eigh((X + X.T) / 2)
+    full = max(0.0, float(evals[-1]))
+    assert abs(tau - full) <= 1e-9 * float(G.trace() + mu) + 1e-12
+    Q, _ = torch.linalg.qr(torch.cat([U_rest.T, V], 1), mode="complete")
+    r = torch.cat([torch.randn(100, m, dtype=torch.float64, generator=gen), evecs[:, -1:].T,
+                   Q[:, min(n + rank, m):].T], 0)                              # random, worst, complement
+    lhs = ((r @ G) * r).sum(1)
+    proj = r @ V
+    rhs = proj.pow(2) @ lam + mu * (r.pow(2).sum(1) - proj.pow(2).sum(1)) + tau * r.pow(2).sum(1)
+    assert bool((lhs <= rhs + 1e-9 * float(G.trace())).all())
+
+
 def test_bad_options_are_named():
     model, G = planted_circuits_mlp("S3", "standard", rho_set=1)
     with pytest.raises(KeyError, match="nope"):

@@ -249,26 +249,50 @@ def fourier_certificate(G: Group, U: torch.Tensor, fit: FourierExplanation, flop
         raise ValueError(f"the explanation's mu must be >= 0, got {fit.mu}")
     if V.shape[0] != m:
         raise ValueError(f"the explanation's directions must have {m} rows (neurons), got {V.shape[0]}")
-    Gram = U_rest.T @ U_rest                                                 # [m, m]
-    GV = Gram @ V
-    lam = (V * GV).sum(0)                                                    # [rank] v_k^T G v_k
-    # r^T G r = sum_k lam_k (v_k.r)^2 + r^T E r for any V; certify E - mu (I - V V^T) <= tau I
-    excess = torch.addmm(Gram, V * lam, V.T, alpha=-1)                      # E = G - V diag(lam) V^T
-    excess.addmm_(V, V.T, alpha=fit.mu).diagonal().sub_(fit.mu)              # E - mu (I - V V^T)
-    # eigvalsh reads the lower triangle; the matrix is symmetric up to rounding, which the allowance
-    # (1e-12 of trace(G) + mu >= ||G|| + mu, against eigvalsh's error of about m u times that) covers
-    top = float(torch.linalg.eigvalsh(excess)[-1])
-    scale = float(Gram.diagonal().sum()) + abs(fit.mu)
-    tau = max(0.0, top) + 1e-12 * scale + 1e-300
+    tau, lam, form_flops = _residual_allowance(U_rest, V, float(fit.mu))
     weights = torch.cat([Uhat[k].reshape(m, -1) for k in fit.key_irreps] + [V], dim=1)
     if flops is not None:
         kd = sum(irreps[k].dim ** 2 for k in fit.key_irreps)
         flops.add("certificate: readout transform", count + 2 * n * m + 2 * n * m * kd)
         flops.add("certificate: pareto", n + n * n * table.shape[0] * 2)
-        flops.add("certificate: residual form", 2 * n * m * m + 4 * m * m * rank + 2 * m * rank + 4 * m * m
-                  + 4 * m ** 3)
+        flops.add("certificate: residual form", form_flops)
     return FourierCertificate(weights.contiguous(), U_rest.contiguous(), lam, float(fit.mu), tau,
                               points.contiguous())
+
+
+def _residual_allowance(U_rest: torch.Tensor, V: torch.Tensor, mu: float) -> tuple[float, torch.Tensor, int]:
+    """``(tau, lam, flops)`` such that ``r^T G r <= sum_k lam_k (v_k.r)^2 + mu (|r|^2 - |V^T r|^2) + tau |r|^2``
+    for every ``r``, with ``G = U_rest^T U_rest`` (``[n, m]``), any ``V [m, rank]`` and ``mu >= 0``.
+
+    ``r^T G r = sum_k lam_k (v_k.r)^2 + r^T E r`` with ``lam_k = v_k^T G v_k`` and ``E = G - V diag(lam) V^T``
+    for any ``V``; ``tau`` is the largest eigenvalue of ``X = E - mu (I - V V^T)`` (at least 0) plus an
+    allowance for rounding.  ``X`` maps ``S = span(rows of U_rest, columns of V)`` into itself and is
+    ``-mu <= 0`` on its complement, so when ``n + rank < m`` the eigenvalue problem is solved on an
+    orthonormal basis ``Q`` of a space containing ``S`` (``[m, n + rank]``) instead of on all of ``R^m``:
+    on small groups (``n`` well below ``m``) that replaces an ``m x m`` problem by an ``(n + rank)``-sized
+    one.  The allowance, ``1e-12`` of ``trace(G) + mu`` (at least ``||X||``), covers the eigensolver's
+    error (about ``m u ||X||``) and the basis' departure from exact orthonormality and invariance
+    (of the order of ``u ||G||``).
+    """
+    n, m = U_rest.shape
+    rank = V.shape[1]
+    UV = U_rest @ V                                                          # [n, rank]
+    lam = UV.pow(2).sum(0)                                                   # v_k^T G v_k = |U_rest v_k|^2
+    scale = float(U_rest.pow(2).sum()) + abs(mu)                             # trace(G) + mu
+    k = n + rank
+    if k < m:
+        Q, _ = torch.linalg.qr(torch.cat([U_rest.T, V], dim=1))             # [m, k] orthonormal, span >= S
+        UQ, VQ = U_rest @ Q, Q.T @ V                                         # [n, k], [k, rank]
+        X = torch.addmm(UQ.T @ UQ, VQ * lam, VQ.T, alpha=-1)                 # Q^T E Q
+        X.addmm_(VQ, VQ.T, alpha=mu).diagonal().sub_(mu)                     # Q^T X Q
+        flops = 4 * m * k * k + 2 * n * m * k + 2 * m * k * rank + 2 * n * k * k + 4 * k * k * rank + 4 * k ** 3
+    else:
+        X = torch.addmm(U_rest.T @ U_rest, V * lam, V.T, alpha=-1)           # E = G - V diag(lam) V^T
+        X.addmm_(V, V.T, alpha=mu).diagonal().sub_(mu)                       # E - mu (I - V V^T)
+        flops = 2 * n * m * m + 4 * m * m * rank + 4 * m ** 3
+    # eigvalsh reads the lower triangle; the matrix is symmetric up to rounding, covered by the allowance
+    top = float(torch.linalg.eigvalsh(X)[-1])
+    return max(0.0, top) + 1e-12 * scale + 1e-300, lam, flops + 2 * n * m * rank + 2 * n * m
 
 
 def _pareto(points: torch.Tensor) -> torch.Tensor:
