@@ -32,7 +32,7 @@ import rep_theory.algebra  # noqa: F401
 from rep_theory.algebra.groups import get_group
 from rep_theory.explain.proofs import METHODS, verify
 from rep_theory.explain.proofs.core import mlp_matrices
-from rep_theory.explain.proofs.fourier_proof import fit_fourier, fourier_certificate
+from rep_theory.explain.proofs.fourier_proof import fit_fourier, fourier_certificate, hidden_block_rows
 from rep_theory.explain.proofs.rhofit import fit_rhoset
 from rep_theory.explain.proofs.rhoset import ideal_table
 from rep_theory.pipeline.paper_import import reorder_paper_state_dict
@@ -78,7 +78,7 @@ def fourier_floor(model, G, repeats: int, **options) -> tuple[float, float, int]
     n, m = L.shape
     Wt = fourier_certificate(G, U, fit_fourier(G, L, R, U, **options)).weights.T.contiguous()   # [rows, m]
     LT, RT = L.T.contiguous(), R.T.contiguous()
-    inner = max(1, (1 << 17) // (n * m))                                    # the proof's blocks of x rows
+    inner = hidden_block_rows(n, m)                                         # the proof's blocks of x rows
     P = torch.empty((Wt.shape[0], n * n), dtype=torch.float64)
 
     def build(product: bool) -> float:

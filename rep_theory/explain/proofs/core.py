@@ -38,7 +38,7 @@ import time
 import torch
 
 __all__ = ["VerifyResult", "Flops", "mlp_matrices", "brute_margins", "deviation_bound", "hidden",
-           "rounding_slack", "Timer", "PAIR_CHUNK", "readout_key_irreps"]
+           "rounding_slack", "Timer", "PAIR_CHUNK", "readout_key_irreps", "check_key_irreps"]
 
 PAIR_CHUNK = 1 << 22
 """Largest number of float64 entries one block of a ``[pairs, m]`` computation holds."""
@@ -156,6 +156,13 @@ def readout_key_irreps(G, Uhat: dict, weights: dict, key_irreps=None, key_power:
         power = {k: weights[k] * float(Uhat[k].pow(2).sum()) for k in names[1:]}
         total = sum(power.values())
         return [k for k in names[1:] if total > 0 and power[k] / total >= key_power]
+    return check_key_irreps(G, key_irreps)
+
+
+def check_key_irreps(G, key_irreps) -> list[str]:
+    """``key_irreps`` as a list, after checking each is a non-trivial irrep of ``G`` (``KeyError``
+    naming the unknown ones and the choices otherwise)."""
+    names = [r.name for r in G.irreps()]
     unknown = [k for k in key_irreps if k not in names[1:]]
     if unknown:
         raise KeyError(f"key irreps {unknown} are not non-trivial irreps of {G.name}; expected among {names[1:]}")

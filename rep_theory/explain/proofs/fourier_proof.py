@@ -58,9 +58,11 @@ import torch
 
 from rep_theory.algebra.fourier import fourier, plancherel_weights
 from rep_theory.algebra.groups import Group
-from rep_theory.explain.proofs.core import PAIR_CHUNK, Flops, brute_margins, readout_key_irreps, rounding_slack
+from rep_theory.explain.proofs.core import (PAIR_CHUNK, Flops, brute_margins, check_key_irreps, readout_key_irreps,
+                                          rounding_slack)
 
-__all__ = ["FourierExplanation", "fit_fourier", "fourier_proof"]
+__all__ = ["FourierExplanation", "FourierCertificate", "fit_fourier", "fourier_certificate", "fourier_proof",
+           "hidden_block_rows"]
 
 
 @dataclasses.dataclass
@@ -204,9 +206,7 @@ def fourier_certificate(G: Group, U: torch.Tensor, fit: FourierExplanation, flop
     w = plancherel_weights(G)
     irreps = {r.name: r for r in G.irreps()}
     names = list(irreps)
-    unknown = [k for k in fit.key_irreps if k not in names[1:]]
-    if unknown:
-        raise KeyError(f"key irreps {unknown} are not non-trivial irreps of {G.name}; expected among {names[1:]}")
+    check_key_irreps(G, fit.key_irreps)
     Uhat, rows, count = {}, [], 0
     for k in fit.key_irreps:
         M = irreps[k].matrices
@@ -310,6 +310,11 @@ def _pareto(points: torch.Tensor) -> torch.Tensor:
     return torch.unique(points.T[~(le & lt).any(1)], dim=0).T                 # repeats dominate nothing
 
 
+def hidden_block_rows(n: int, m: int) -> int:
+    """Rows ``x`` per block of the proof's hidden layer ``[m, x, n]``: about 1 MiB of float64, in cache."""
+    return max(1, (1 << 17) // max(n * m, 1))
+
+
 def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, fit: FourierExplanation, *,
                   fallback: bool, flops: Flops) -> dict:
     """Run the proof; returns ``certified`` (bool ``[n, n]``), ``failures``, ``details`` and
@@ -339,7 +344,7 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
         unit = fit.cores[k]                                                  # [c, d, d]
         keys.append((M, torch.einsum("xab,jbc->jxac", M, unit), fit.positive[k],   # rho(x) Phihat_j
                      [M[:, :, l].T.contiguous() for l in range(M.shape[1])]))          # column l of rho(y): [d, y]
-    inner = max(1, (1 << 17) // max(n * m, 1))                               # x rows per hidden block
+    inner = hidden_block_rows(n, m)                                           # x rows per hidden block
     outer = max(inner, ((1 << 16) // max(n, 1)) // inner * inner)            # x rows per chunk of pairs
     key = torch.empty(n * n, dtype=torch.float64)
     rest = torch.empty(n * n, dtype=torch.float64)
