@@ -33,6 +33,7 @@ from rep_theory.algebra.groups import get_group
 from rep_theory.explain.proofs import METHODS, verify
 from rep_theory.explain.proofs.core import mlp_matrices
 from rep_theory.explain.proofs.fourier_proof import fit_fourier, fourier_certificate, hidden_block_rows
+from rep_theory.explain.proofs.fourier_search import is_search, parse_sizes
 from rep_theory.explain.proofs.rhofit import fit_rhoset
 from rep_theory.explain.proofs.rhoset import ideal_table
 from rep_theory.pipeline.paper_import import reorder_paper_state_dict
@@ -130,8 +131,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the same for every method)")
     parser.add_argument("--no-oracle", action="store_true", help="skip the rho-set diagnostic (a brute-force pass)")
-    parser.add_argument("--n-cores", type=int, default=1, help="cores per key irrep of the fourier methods")
-    parser.add_argument("--rank", type=int, default=16, help="rank of the fourier methods' residual bound")
+    parser.add_argument("--n-cores", type=lambda t: parse_sizes(t, "n_cores"), default=1, metavar="C[,C...]|auto",
+                        help="cores per key irrep of the fourier methods; several or 'auto': chosen per model")
+    parser.add_argument("--rank", type=lambda t: parse_sizes(t, "rank"), default=16, metavar="R[,R...]|auto",
+                        help="rank of the fourier methods' residual bound; several or 'auto': chosen per model")
     parser.add_argument("--floor", action="store_true",
                         help="also time the fourier proof's unavoidable steps (hidden layer, one product) against brute force")
     parser.add_argument("--plot", default=None, metavar="FILE.html",
@@ -155,8 +158,12 @@ def main() -> None:
             assert not bool((row[m].certified_mask & ~correct).any()), f"seed {seed}: {m} is unsound"
             assert row[m].bound <= row["brute"].bound
         row["oracle"] = None if args.no_oracle else oracle_fraction(model, G)
-        if args.floor:
-            row["floor"] = fourier_floor(model, G, max(3, args.repeats), n_cores=args.n_cores, rank=args.rank)
+        if args.floor:   # with a search, at the size it chose for this model
+            c, k = ((row["fourier"].details["n_cores"], row["fourier"].details["rank"]) if "fourier" in row
+                    else (args.n_cores, args.rank))
+            if is_search(c, k):
+                raise SystemExit("--floor with several sizes needs the fourier method (it times the chosen size)")
+            row["floor"] = fourier_floor(model, G, max(3, args.repeats), n_cores=c, rank=k)
         rows.append(row)
     total = time.perf_counter() - start
 
@@ -203,8 +210,17 @@ def main() -> None:
         print("fourier by key irreps (models with bound >= 95% / models, median bound):")
         for keys, b in sorted(by_keys.items(), key=lambda kv: -len(kv[1])):
             print(f"  {keys:<45} {sum(x >= 0.95 for x in b)}/{len(b)}  {statistics.median(b):.4f}")
+        if is_search(args.n_cores, args.rank):
+            chosen: dict = {}
+            for r in rows:
+                size = (r["fourier"].details["n_cores"], r["fourier"].details["rank"])
+                chosen.setdefault(size, []).append(r["fourier"].bound >= 0.95)
+            print("fourier sizes chosen per model (cores, rank: models, of them with bound >= 95%): " + ", ".join(
+                f"({c}, {k}): {len(v)}, {sum(v)}" for (c, k), v in sorted(chosen.items())))
     if args.floor:
-        print(f"\nfourier's floor (rank {args.rank}, {args.n_cores} core(s); best of {max(3, args.repeats)}): "
+        size = ("the size chosen per model" if is_search(args.n_cores, args.rank)
+                else f"rank {args.rank}, {args.n_cores} core(s)")
+        print(f"\nfourier's floor ({size}; best of {max(3, args.repeats)}): "
               "the hidden layer and the one product alone, as fractions of brute force's time")
         groups = [("all models", rows)]
         if "fourier" in methods:

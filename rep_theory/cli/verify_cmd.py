@@ -20,9 +20,27 @@ def register(subparsers) -> None:
                    help="verifier to run (repeatable; default: brute, rhoset and fourier)")
     p.add_argument("--device", default="cpu", help="where to load the model (the proofs run in float64 on the CPU)")
     p.add_argument("--table", action="store_true", help="print the table of BATCH_DIR instead of verifying")
-    p.add_argument("--n-cores", type=int, default=1, help="fourier methods: cores per key irrep (default 1)")
-    p.add_argument("--rank", type=int, default=16, help="fourier methods: rank of the residual bound (default 16)")
+    p.add_argument("--n-cores", type=_sizes("n_cores"), default=1, metavar="C[,C...]|auto",
+                   help="fourier methods: cores per key irrep (default 1); several, or 'auto' (1,2,3,6): "
+                        "the cheapest proof within --tol of the best bound, chosen per model")
+    p.add_argument("--rank", type=_sizes("rank"), default=16, metavar="R[,R...]|auto",
+                   help="fourier methods: rank of the residual bound (default 16); several, or 'auto' "
+                        "(4,8,12,16,24): chosen per model as for --n-cores")
+    p.add_argument("--tol", type=float, default=0.005,
+                   help="with several sizes: bound that may be given up for fewer FLOPs (default 0.005)")
     p.set_defaults(handler=_verify)
+
+
+def _sizes(name: str):
+    """Parser of ``--n-cores``/``--rank``: an int, a comma-separated list (a tuple: search) or ``auto``."""
+    def parse(text: str):
+        from rep_theory.explain.proofs.fourier_search import parse_sizes
+
+        try:
+            return parse_sizes(text, name)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -41,6 +59,8 @@ def _verify(args: argparse.Namespace) -> int:
     if not (Path(args.path) / "model.pt").is_file():
         raise FileNotFoundError(f"{Path(args.path) / 'model.pt'} not found: {args.path} is not a trained run directory")
     options = {"fourier": {"n_cores": args.n_cores, "rank": args.rank}}
+    if any(isinstance(v, tuple) for v in (args.n_cores, args.rank)):
+        options["fourier"]["tol"] = args.tol
     options["fourier_hybrid"] = options["fourier"]
     methods = args.methods or ["brute", "rhoset", "fourier"]
     for method, r in verify_run(args.path, methods, args.device, fit_options=options).items():

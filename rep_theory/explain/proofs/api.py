@@ -19,6 +19,7 @@ from rep_theory.algebra.groups import Group, get_group
 from rep_theory.explain.proofs.baselines import brute_proof, coset_proof, fit_coset, fit_gcr, gcr_proof
 from rep_theory.explain.proofs.core import Flops, Timer, VerifyResult, mlp_matrices
 from rep_theory.explain.proofs.fourier_proof import fit_fourier, fourier_proof
+from rep_theory.explain.proofs.fourier_search import fit_fourier_search, is_search
 from rep_theory.explain.proofs.methods import METHODS
 from rep_theory.explain.proofs.rhofit import fit_rhoset
 from rep_theory.explain.proofs.rhoset import rhoset_proof
@@ -42,7 +43,10 @@ def verify(model, G: Group | str, *, method: str = "rhoset", keep_mask: bool = T
     method : one of :data:`METHODS`
     keep_mask : keep the ``[n, n]`` certified mask on the result
     fit_options : passed to the fitting step (``key_irreps=[...]`` for ``gcr``, thresholds of
-        :func:`~rep_theory.explain.proofs.rhofit.fit_rhoset` for ``rhoset``/``hybrid``)
+        :func:`~rep_theory.explain.proofs.rhofit.fit_rhoset` for ``rhoset``/``hybrid``; for the
+        ``fourier`` methods ``n_cores`` and ``rank``, each an int or a sequence of candidates: with
+        a sequence the size is chosen per model by
+        :func:`~rep_theory.explain.proofs.fourier_search.fit_fourier_search`, inside ``fit_seconds``)
 
     ``fit_seconds`` times the explanation's fitting; ``seconds`` and ``flops`` the proof alone,
     including forming ``L, R, U`` from the weights, which every method (brute force too) needs.
@@ -72,7 +76,10 @@ def verify(model, G: Group | str, *, method: str = "rhoset", keep_mask: bool = T
             out = coset_proof(G, L, R, U, fit, flops)
     elif method in ("fourier", "fourier_hybrid"):
         with fit_timer:
-            fit = fit_fourier(G, L, R, U, **fit_options)
+            if is_search(fit_options.get("n_cores"), fit_options.get("rank")):
+                fit = fit_fourier_search(G, L, R, U, fallback=(method == "fourier_hybrid"), **fit_options)
+            else:
+                fit = fit_fourier(G, L, R, U, **fit_options)
         with proof_timer:
             out = fourier_proof(G, L, R, U, fit, fallback=(method == "fourier_hybrid"), flops=flops)
     else:

@@ -79,6 +79,10 @@ class FourierExplanation:
     mu : float   the residual's claimed tail eigenvalue; the proof certifies ``tau`` for it
     row_means : float64 ``[n, m]``   ``a(x)``, the hidden layer's mean over ``y`` when fitted
     column_means : float64 ``[n, m]``   ``b(y)``, its mean over ``x`` (all or sampled rows), centred
+    spectrum : float64 ``[m]`` or None   the eigenvalues of ``U_rest^T U_rest`` in decreasing order, as
+        fitted (:meth:`truncated` reads its ``mu`` from them; the proof does not read them)
+    search : dict or None   how :func:`~rep_theory.explain.proofs.fourier_search.fit_fourier_search`
+        chose this explanation's size (reported, not read by the proof)
     """
 
     key_irreps: list
@@ -88,9 +92,38 @@ class FourierExplanation:
     mu: float
     row_means: torch.Tensor
     column_means: torch.Tensor
+    spectrum: torch.Tensor | None = None
+    search: dict | None = None
+
+    @property
+    def n_cores(self) -> int:
+        """The most cores of any key irrep (1-d irreps have one)."""
+        return max((int(c.shape[0]) for c in self.cores.values()), default=1)
+
+    @property
+    def rank(self) -> int:
+        return int(self.directions.shape[1])
+
+    def truncated(self, n_cores: int, rank: int) -> "FourierExplanation":
+        """The same explanation with the first ``n_cores`` cores per key irrep and the first ``rank``
+        residual directions (``mu`` the next fitted eigenvalue): what :func:`fit_fourier` returns for
+        that ``n_cores`` and ``rank`` up to rounding (its cores are orthonormalised in order, its
+        directions sorted by eigenvalue).  Needs the fitted ``spectrum``."""
+        if self.spectrum is None:
+            raise ValueError("truncated() needs the fitted spectrum; this explanation has none")
+        if not 1 <= n_cores <= self.n_cores:
+            raise ValueError(f"n_cores must be in 1..{self.n_cores} (the cores fitted), got {n_cores}")
+        if not 0 <= rank <= self.rank:
+            raise ValueError(f"rank must be in 0..{self.rank} (the directions fitted), got {rank}")
+        mu = float(self.spectrum[rank]) if rank < self.spectrum.numel() else 0.0
+        return dataclasses.replace(self, cores={k: c[:n_cores] for k, c in self.cores.items()},
+                                   directions=self.directions[:, :rank].contiguous(), mu=max(mu, 0.0), search=None)
 
     def summary(self) -> dict:
-        return {"key_irreps": list(self.key_irreps), "rank": int(self.directions.shape[1]), "mu": self.mu}
+        out = {"key_irreps": list(self.key_irreps), "n_cores": self.n_cores, "rank": self.rank, "mu": self.mu}
+        if self.search is not None:
+            out["search"] = self.search
+        return out
 
 
 @dataclasses.dataclass
@@ -175,7 +208,7 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
     rows = torch.randperm(n, generator=gen)[:n if column_sample is None else min(n, column_sample)]
     a, b = _hidden_means(L, R, rows)
     return FourierExplanation(list(key_irreps), cores, positive, V[:, :rank].contiguous(), max(mu, 0.0),
-                              a.contiguous(), (b - b.mean(0, keepdim=True)).contiguous())
+                              a.contiguous(), (b - b.mean(0, keepdim=True)).contiguous(), spectrum=lam)
 
 
 def _hidden_means(L: torch.Tensor, R: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
