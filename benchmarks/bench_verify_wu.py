@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from rep_theory.algebra.groups import get_group
 from rep_theory.explain.proofs import METHODS, verify
+from rep_theory.explain.proofs.fourier_search import parse_sizes
 from rep_theory.training.config import wu_recipe
 from rep_theory.io import load_checked, save_checked
 from rep_theory.training.models import make_model
@@ -75,7 +76,8 @@ def run_group(spec: str, args) -> list[dict]:
         row = {"group": spec, "seed": seed, "num_epochs": cfg.num_epochs, "frac_train": cfg.frac_train,
                "test_acc": log[-1]["test_acc"], "train_acc": log[-1]["train_acc"], "methods": {}}
         for m in ["brute"] + [x for x in args.methods if x != "brute"]:
-            runs = [verify(model, G, method=m) for _ in range(args.repeats)]
+            opts = {"n_cores": args.n_cores, "rank": args.rank} if m.startswith("fourier") else {}
+            runs = [verify(model, G, method=m, **opts) for _ in range(args.repeats)]
             r = min(runs, key=lambda v: v.seconds)
             if m == "brute":
                 brute = r
@@ -85,6 +87,8 @@ def run_group(spec: str, args) -> list[dict]:
             if m in args.methods:
                 row["methods"][m] = {"bound": r.bound, "seconds": r.seconds, "fit_seconds": r.fit_seconds,
                                      "flops": r.flops, "failures": r.failures}
+                if m.startswith("fourier"):
+                    row["methods"][m]["size"] = [r.details["n_cores"], r.details["rank"]]
         rows.append(row)
     return rows
 
@@ -104,6 +108,12 @@ def summarise(rows: list[dict], methods) -> None:
         tr = statistics.median(r["methods"][m]["seconds"] / r["methods"]["brute"]["seconds"] for r in rows)
         fr = statistics.median(r["methods"][m]["flops"] / r["methods"]["brute"]["flops"] for r in rows)
         print(f"{m:<16}{good:>13}{good / n:>7.2f}{statistics.median(b):>14.4f}{tr:>12.2f}{fr:>12.3f}")
+    for m in methods:
+        won = [r for r in rows if r["methods"][m]["bound"] >= 0.95]
+        if m != "brute" and won:
+            print(f"  {m} on its {len(won)} models with bound >= 0.95: median time / brute "
+                  f"{statistics.median(r['methods'][m]['seconds'] / r['methods']['brute']['seconds'] for r in won):.2f}, "
+                  f"FLOP / brute {statistics.median(r['methods'][m]['flops'] / r['methods']['brute']['flops'] for r in won):.3f}")
 
 
 def main() -> None:
@@ -122,6 +132,10 @@ def main() -> None:
     parser.add_argument("--verify-threads", type=int, default=None, help="torch threads for the verifiers")
     parser.add_argument("--cache", default=None, metavar="DIR",
                         help="keep the trained models here (a checked file per group and recipe) and reuse them")
+    parser.add_argument("--n-cores", type=lambda t: parse_sizes(t, "n_cores"), default=1, metavar="C[,C...]|auto",
+                        help="cores per key irrep of the fourier methods; several or 'auto': chosen per model")
+    parser.add_argument("--rank", type=lambda t: parse_sizes(t, "rank"), default=16, metavar="R[,R...]|auto",
+                        help="rank of the fourier methods' residual bound; several or 'auto': chosen per model")
     parser.add_argument("--device", default="cpu", help="where to train (cuda: seed-batched on the GPU); "
                         "the proofs always run in float64 on the CPU")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "verify_wu.json"))

@@ -73,6 +73,14 @@ def test_search_on_planted_circuits_takes_the_smallest_size():
     model, G = planted_circuits_mlp("S4", {"standard": 1.0, "standard_sign": 0.5}, rho_set=1)
     out = verify(model, G, method="fourier", n_cores=(1, 3), rank=(2, 8))
     assert out.bound == 1.0 and out.details["search"]["chosen"] == [1, 2]
+    auto = verify(model, G, method="fourier", n_cores="auto", rank="auto")
+    assert auto.bound == 1.0 and auto.details["search"]["chosen"] == [1, min(SEARCH_RANKS)]
+    assert len(auto.details["search"]["candidates"]) == len(SEARCH_CORES) * len(SEARCH_RANKS)
+    # S3's standard irrep is 2-d: at most 4 orthonormal 2 x 2 cores, so 6 is tried as 4, once
+    model, G = planted_circuits_mlp("S3", "standard", rho_set=1)
+    auto = verify(model, G, method="fourier", n_cores="auto", rank=(0, 4))
+    assert sorted({c for c, *_ in auto.details["search"]["candidates"]}) == [1, 2, 3, 4]
+    assert len(auto.details["search"]["candidates"]) == 8 and auto.bound == 1.0
 
 
 def test_sizes_are_parsed_and_bad_ones_named():

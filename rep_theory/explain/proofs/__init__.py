@@ -7,8 +7,9 @@ Mechanistic Interpretability", NeurIPS 2024 (arXiv 2406.11779).
 
 Modules: :mod:`~.core` (result, FLOP ledger, deviation lemma), :mod:`~.rhofit` (fitting the rho-set
 interpretation), :mod:`~.rhoset` (the rho-set proof and the hybrid), :mod:`~.baselines` (brute
-force, GCR, cosets), :mod:`~.fourier_proof` (ours), :mod:`~.planted` (hand-built circuits),
-:mod:`~.methods` (the names), :mod:`~.api` (``verify``, ``verify_run``).
+force, GCR, cosets), :mod:`~.fourier_proof` (ours), :mod:`~.fourier_search` (its size, chosen per
+model), :mod:`~.planted` (hand-built circuits), :mod:`~.methods` (the names), :mod:`~.api`
+(``verify``, ``verify_run``).
 """
 
 import importlib

@@ -39,8 +39,8 @@ SEARCH_RANKS = (4, 8, 12, 16, 24)
 
 
 def is_search(n_cores, rank) -> bool:
-    """Whether fitting options ask for a search: either size given as a sequence of candidates."""
-    return any(isinstance(v, (list, tuple)) for v in (n_cores, rank))
+    """Whether fitting options ask for a search: either size given as a sequence of candidates or ``"auto"``."""
+    return any(isinstance(v, (list, tuple)) or v == "auto" for v in (n_cores, rank))
 
 
 def parse_sizes(text: str, name: str):
@@ -58,6 +58,8 @@ def parse_sizes(text: str, name: str):
 
 
 def _candidates(values, name: str) -> list[int]:
+    if values == "auto":
+        values = SEARCH_CORES if name == "n_cores" else SEARCH_RANKS
     values = [values] if isinstance(values, int) else list(values)
     if not values or any(not isinstance(v, int) or isinstance(v, bool) for v in values):
         raise ValueError(f"{name} must be an int or a non-empty sequence of ints, got {values!r}")
@@ -77,7 +79,8 @@ def fit_fourier_search(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tens
 
     Parameters
     ----------
-    n_cores, rank : int or sequence of ints   the candidate sizes (every combination is tried)
+    n_cores, rank : int, sequence of ints or ``"auto"`` (:data:`SEARCH_CORES`, :data:`SEARCH_RANKS`)
+        the candidate sizes (every combination is tried)
     tol : float in [0, 1]   how much bound (fraction of the ``|G|^2`` pairs) may be given up for FLOPs
     fallback : bool   rank by the cost of the proof finished by brute force (``2m + 2nm + n`` FLOPs
         per uncertified pair, :func:`~rep_theory.explain.proofs.core.brute_margins`) instead
