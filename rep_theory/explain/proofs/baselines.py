@@ -94,9 +94,9 @@ def gcr_proof(G: Group, L, R, U, fit: dict, flops: Flops) -> dict:
     flops.add("ideal margin", 3 * n * len(keys) + n)
     # the projected readout and its coefficients, derived here (the argument below needs UP to lie in the
     # key irreps and Uhat to be its transform; the fit's values are not trusted)
-    UP = _project(G, fit["UP"], keys) if keys else torch.zeros_like(U)
-    UP_hat = fourier(G, UP)
-    Uhat = {k: UP_hat[k] for k in keys}
+    # (one transform: projecting onto the key irreps leaves their coefficients as they are)
+    Uhat = {k: v for k, v in fourier(G, fit["UP"]).items() if k in keys}
+    UP = inverse_fourier(G, Uhat) if keys else torch.zeros_like(U)
     flops.add("projected readout", 2 * 2 * n * n * m)
     eps1, _ = deviation_bound(L, R, U, fit["LP"], fit["RP"], UP, lipschitz=False, flops=flops)
     eps2 = torch.zeros((n, n), dtype=torch.float64)
