@@ -153,9 +153,10 @@ def test_the_explanation_is_trusted_for_nothing():
         fourier_certificate(G, U, dataclasses.replace(fit, mu=-1.0))
 
 
-@pytest.mark.parametrize("n, rank, mu", [(12, 4, 0.0), (24, 16, 0.3), (12, 0, 2.0), (140, 16, 0.1)])
+@pytest.mark.parametrize("n, rank, mu", [(12, 4, 0.0), (24, 16, 0.3), (12, 0, 2.0), (48, 16, 0.2), (100, 4, 0.1),
+                                         (140, 16, 0.1)])
 def test_residual_allowance_on_a_subspace_equals_the_full_problem(n, rank, mu):
-    """With ``n + rank < m`` the allowance ``tau`` is found on a basis of ``span(U_rest^T, V)`` (an
+    """With ``n + rank <= m / 2`` the allowance ``tau`` is found on a basis of ``span(U_rest^T, V)`` (an
     ``(n + rank)``-sized eigenvalue problem): it equals the full ``m x m`` problem's, and the bound holds
     on random vectors, on the full problem's worst direction and on the complement of that span."""
     from rep_theory.explain.proofs.fourier_proof import _residual_allowance

@@ -300,10 +300,11 @@ def _residual_allowance(U_rest: torch.Tensor, V: torch.Tensor, mu: float) -> tup
     ``r^T G r = sum_k lam_k (v_k.r)^2 + r^T E r`` with ``lam_k = v_k^T G v_k`` and ``E = G - V diag(lam) V^T``
     for any ``V``; ``tau`` is the largest eigenvalue of ``X = E - mu (I - V V^T)`` (at least 0) plus an
     allowance for rounding.  ``X`` maps ``S = span(rows of U_rest, columns of V)`` into itself and is
-    ``-mu <= 0`` on its complement, so when ``n + rank < m`` the eigenvalue problem is solved on an
+    ``-mu <= 0`` on its complement, so when ``n + rank <= m / 2`` the eigenvalue problem is solved on an
     orthonormal basis ``Q`` of a space containing ``S`` (``[m, n + rank]``) instead of on all of ``R^m``:
     on small groups (``n`` well below ``m``) that replaces an ``m x m`` problem by an ``(n + rank)``-sized
-    one.  The allowance, ``1e-12`` of ``trace(G) + mu`` (at least ``||X||``), covers the eigensolver's
+    one.  (Nearer ``m`` the basis costs more than it saves: on S5 at rank 4, ``124`` of ``128``, the
+    subspace took 0.90 ms against the full problem's 0.48.)  The allowance, ``1e-12`` of ``trace(G) + mu`` (at least ``||X||``), covers the eigensolver's
     error (about ``m u ||X||``) and the basis' departure from exact orthonormality and invariance
     (of the order of ``u ||G||``).
     """
@@ -313,7 +314,7 @@ def _residual_allowance(U_rest: torch.Tensor, V: torch.Tensor, mu: float) -> tup
     lam = UV.pow(2).sum(0)                                                   # v_k^T G v_k = |U_rest v_k|^2
     scale = float(U_rest.pow(2).sum()) + abs(mu)                             # trace(G) + mu
     k = n + rank
-    if k < m:
+    if 2 * k <= m:
         Q, _ = torch.linalg.qr(torch.cat([U_rest.T, V], dim=1))             # [m, k] orthonormal, span >= S
         UQ, VQ = U_rest @ Q, Q.T @ V                                         # [n, k], [k, rank]
         X = torch.addmm(UQ.T @ UQ, VQ * lam, VQ.T, alpha=-1)                 # Q^T E Q
