@@ -226,7 +226,7 @@ def test_several_cores_are_orthonormal_sound_and_no_looser():
         r = verify(model, G, method="fourier", n_cores=c)
         assert not bool((r.certified_mask & ~out["brute"].certified_mask).any())
         bounds[c] = r.bound
-    assert bounds[3] > bounds[1] + 0.1                 # measured: 0.017 with one core, 0.23 with three
+    assert bounds[3] > bounds[1] + 0.1                 # measured: 0.017 with one core, 0.25 with three
 
 
 def test_cyclic_paper_network_with_free_sign_scales(tmp_path):
