@@ -96,6 +96,8 @@ def test_sizes_are_parsed_and_bad_ones_named():
         fit_fourier_search(G, L, R, U, rank=())
     with pytest.raises(ValueError, match="tol must be in"):
         fit_fourier_search(G, L, R, U, tol=2.0)
+    with pytest.raises(ValueError, match=r"tol=0\.01 needs several sizes.*rank=8"):
+        verify(model, G, method="fourier", rank=8, tol=0.01)
     fit = fit_fourier(G, L, R, U, rank=4)
     with pytest.raises(ValueError, match="rank must be in 0..4"):
         fit.truncated(1, 8)

@@ -78,6 +78,10 @@ def verify(model, G: Group | str, *, method: str = "rhoset", keep_mask: bool = T
         with fit_timer:
             if is_search(fit_options.get("n_cores"), fit_options.get("rank")):
                 fit = fit_fourier_search(G, L, R, U, fallback=(method == "fourier_hybrid"), **fit_options)
+            elif "tol" in fit_options:
+                raise ValueError(f"tol={fit_options['tol']!r} needs several sizes to choose from: give n_cores "
+                                 f"or rank as a list or 'auto' (got n_cores={fit_options.get('n_cores', 1)!r}, "
+                                 f"rank={fit_options.get('rank', 16)!r})")
             else:
                 fit = fit_fourier(G, L, R, U, **fit_options)
         with proof_timer:
