@@ -21,7 +21,7 @@ def _line(what: str, value: float, unit: str, target: str) -> None:
 def main() -> int:
     with tempfile.TemporaryDirectory(prefix="rep_theory_bench_") as folder:
         os.environ["REP_THEORY_CACHE"] = folder
-        from rep_theory.algebra import cache
+        from rep_theory.algebra.irreps import cache
         from rep_theory.algebra.groups import Group, get_group
         from rep_theory.algebra.irreps import group_irreps, verify_irreps
 
