@@ -33,7 +33,7 @@ from rep_theory.algebra.groups import get_group
 from rep_theory.explain.proofs import METHODS, verify
 from rep_theory.explain.proofs.core import mlp_matrices
 from rep_theory.explain.proofs.fourier_proof import fit_fourier, fourier_certificate, hidden_block_rows
-from rep_theory.explain.proofs.fourier_search import is_search, parse_sizes
+from rep_theory.explain.proofs.fourier_search import add_size_arguments, is_search
 from rep_theory.explain.proofs.rhofit import fit_rhoset
 from rep_theory.explain.proofs.rhoset import ideal_table
 from rep_theory.pipeline.paper_import import reorder_paper_state_dict
@@ -131,10 +131,7 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the same for every method)")
     parser.add_argument("--no-oracle", action="store_true", help="skip the rho-set diagnostic (a brute-force pass)")
-    parser.add_argument("--n-cores", type=lambda t: parse_sizes(t, "n_cores"), default=1, metavar="C[,C...]|auto",
-                        help="cores per key irrep of the fourier methods; several or 'auto': chosen per model")
-    parser.add_argument("--rank", type=lambda t: parse_sizes(t, "rank"), default=16, metavar="R[,R...]|auto",
-                        help="rank of the fourier methods' residual bound; several or 'auto': chosen per model")
+    add_size_arguments(parser)
     parser.add_argument("--floor", action="store_true",
                         help="also time the fourier proof's unavoidable steps (hidden layer, one product) against brute force")
     parser.add_argument("--plot", default=None, metavar="FILE.html",

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from rep_theory.algebra.groups import get_group
 from rep_theory.explain.proofs import METHODS, verify
-from rep_theory.explain.proofs.fourier_search import parse_sizes
+from rep_theory.explain.proofs.fourier_search import add_size_arguments
 from rep_theory.training.config import wu_recipe
 from rep_theory.io import load_checked, save_checked
 from rep_theory.training.models import make_model
@@ -132,10 +132,7 @@ def main() -> None:
     parser.add_argument("--verify-threads", type=int, default=None, help="torch threads for the verifiers")
     parser.add_argument("--cache", default=None, metavar="DIR",
                         help="keep the trained models here (a checked file per group and recipe) and reuse them")
-    parser.add_argument("--n-cores", type=lambda t: parse_sizes(t, "n_cores"), default=1, metavar="C[,C...]|auto",
-                        help="cores per key irrep of the fourier methods; several or 'auto': chosen per model")
-    parser.add_argument("--rank", type=lambda t: parse_sizes(t, "rank"), default=16, metavar="R[,R...]|auto",
-                        help="rank of the fourier methods' residual bound; several or 'auto': chosen per model")
+    add_size_arguments(parser)
     parser.add_argument("--device", default="cpu", help="where to train (cuda: seed-batched on the GPU); "
                         "the proofs always run in float64 on the CPU")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "verify_wu.json"))

@@ -32,14 +32,13 @@ def register(subparsers) -> None:
 
 
 def _sizes(name: str):
-    """Parser of ``--n-cores``/``--rank``: an int, a comma-separated list (a tuple: search) or ``auto``."""
+    """Parser of ``--n-cores``/``--rank`` (an int, a comma-separated list: a search, or ``auto``):
+    :func:`~rep_theory.explain.proofs.fourier_search.size_argument`, imported on first use so that
+    building the command line does not import torch."""
     def parse(text: str):
-        from rep_theory.explain.proofs.fourier_search import parse_sizes
+        from rep_theory.explain.proofs.fourier_search import size_argument
 
-        try:
-            return parse_sizes(text, name)
-        except ValueError as e:
-            raise argparse.ArgumentTypeError(str(e)) from None
+        return size_argument(name)(text)
     return parse
 
 

@@ -93,8 +93,8 @@ def gcr_proof(G: Group, L, R, U, fit: dict, flops: Flops) -> dict:
     margin = float(ideal[1:].min()) if keys else 0.0
     flops.add("ideal margin", 3 * n * len(keys) + n)
     # the projected readout and its coefficients, derived here (the argument below needs UP to lie in the
-    # key irreps and Uhat to be its transform; the fit's values are not trusted)
-    # (one transform: projecting onto the key irreps leaves their coefficients as they are)
+    # key irreps and Uhat to be its transform; the fit's values are not trusted); one transform suffices,
+    # since projecting onto the key irreps leaves their coefficients as they are
     Uhat = {k: v for k, v in fourier(G, fit["UP"]).items() if k in keys}
     UP = inverse_fourier(G, Uhat) if keys else torch.zeros_like(U)
     flops.add("projected readout", 2 * 2 * n * n * m)

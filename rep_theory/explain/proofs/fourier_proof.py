@@ -304,9 +304,9 @@ def _residual_allowance(U_rest: torch.Tensor, V: torch.Tensor, mu: float) -> tup
     orthonormal basis ``Q`` of a space containing ``S`` (``[m, n + rank]``) instead of on all of ``R^m``:
     on small groups (``n`` well below ``m``) that replaces an ``m x m`` problem by an ``(n + rank)``-sized
     one.  (Nearer ``m`` the basis costs more than it saves: on S5 at rank 4, ``124`` of ``128``, the
-    subspace took 0.90 ms against the full problem's 0.48.)  The allowance, ``1e-12`` of ``trace(G) + mu`` (at least ``||X||``), covers the eigensolver's
-    error (about ``m u ||X||``) and the basis' departure from exact orthonormality and invariance
-    (of the order of ``u ||G||``).
+    subspace took 0.90 ms against the full problem's 0.48.)  The allowance, ``1e-12`` of
+    ``trace(G) + mu`` (at least ``||X||``), covers the eigensolver's error (about ``m u ||X||``) and
+    the basis' departure from exact orthonormality and invariance (of the order of ``u ||G||``).
     """
     n, m = U_rest.shape
     rank = V.shape[1]
@@ -399,7 +399,7 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
             r2[cols] = rT.mul_(rT).sum(0).reshape(-1)                       # (r is not needed after this)
         # the residual's bound (in place in P's residual rows: no fresh [rank, pairs] tensors)
         sq = P[kcols:].view(rank, t0 - s0, n).sub_((Wt[kcols:] @ aT)[:, :, None]).sub_(bV[:, None, :])
-        sq = sq.mul_(sq).view(rank, (t0 - s0) * n)                                    # [rank, pairs] squared projections
+        sq = sq.mul_(sq).view(rank, (t0 - s0) * n)                           # [rank, pairs] squared projections
         quad = cert.eigvals @ sq + cert.mu * (r2 - sq.sum(0)).clamp(min=0) + cert.tau * r2
         rest[pairs] = quad.clamp(min=0).sqrt()
         # the additive part of the rest

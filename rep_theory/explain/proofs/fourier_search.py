@@ -21,6 +21,7 @@ frontier.  The criterion (most bound, then fewest FLOPs) is our choice.
 
 from __future__ import annotations
 
+import argparse
 from typing import Sequence
 
 import torch
@@ -29,7 +30,8 @@ from rep_theory.algebra.groups import Group
 from rep_theory.explain.proofs.core import Flops
 from rep_theory.explain.proofs.fourier_proof import FourierExplanation, fit_fourier, fourier_proof
 
-__all__ = ["SEARCH_CORES", "SEARCH_RANKS", "fit_fourier_search", "is_search", "parse_sizes"]
+__all__ = ["SEARCH_CORES", "SEARCH_RANKS", "fit_fourier_search", "is_search", "parse_sizes", "size_argument",
+           "add_size_arguments"]
 
 SEARCH_CORES = (1, 2, 3, 6)
 """Cores per key irrep tried by default."""
@@ -55,6 +57,26 @@ def parse_sizes(text: str, name: str):
     except ValueError:
         raise ValueError(f"{name}: expected an int, a comma-separated list of ints or 'auto', got {text!r}") from None
     return values if "," in text else values[0]
+
+
+def size_argument(name: str):
+    """An argparse ``type`` for ``--n-cores`` or ``--rank``: :func:`parse_sizes`, its ``ValueError``
+    turned into an argparse error that names the value."""
+    def parse(text: str):
+        try:
+            return parse_sizes(text, name)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
+    return parse
+
+
+def add_size_arguments(parser: argparse.ArgumentParser, *, n_cores: int = 1, rank: int = 16) -> None:
+    """``--n-cores`` and ``--rank`` (``dest`` ``n_cores`` and ``rank``) as the benchmarks take them:
+    an int, a comma-separated list or ``auto`` (:func:`size_argument`)."""
+    parser.add_argument("--n-cores", type=size_argument("n_cores"), default=n_cores, metavar="C[,C...]|auto",
+                        help="cores per key irrep of the fourier methods; several or 'auto': chosen per model")
+    parser.add_argument("--rank", type=size_argument("rank"), default=rank, metavar="R[,R...]|auto",
+                        help="rank of the fourier methods' residual bound; several or 'auto': chosen per model")
 
 
 def _candidates(values, name: str) -> list[int]:
