@@ -19,7 +19,7 @@ from rep_theory.training.config import RunConfig
 from rep_theory.training.data import make_split
 from rep_theory.io import save_checked
 from rep_theory.analysis.metrics import checkpoint_metrics, metric_names
-from rep_theory.analysis.metrics_batch import checkpoint_metrics_many
+from rep_theory.analysis.metrics_batch import metrics_from_aggregates
 from rep_theory.training.models import make_model
 from rep_theory.analysis.run_figures import FIGURE_FILES
 from rep_theory.pipeline.reports import evaluate_and_draw
@@ -74,10 +74,10 @@ def counted(monkeypatch):
 
     def counting_many(*args, **kwargs):
         calls.extend(kwargs.get("epochs"))
-        return checkpoint_metrics_many(*args, **kwargs)
+        return metrics_from_aggregates(*args, **kwargs)
 
     monkeypatch.setattr(E, "checkpoint_metrics", counting)
-    monkeypatch.setattr(E, "checkpoint_metrics_many", counting_many)
+    monkeypatch.setattr(E, "metrics_from_aggregates", counting_many)
     return calls
 
 

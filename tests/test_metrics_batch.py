@@ -7,9 +7,11 @@ import shutil
 import pytest
 import torch
 
+import rep_theory.analysis.evaluate as E
 from rep_theory.analysis.evaluate import evaluate_run
-from rep_theory.analysis.metrics import IrrepBases, checkpoint_metrics
-from rep_theory.analysis.metrics_batch import checkpoint_metrics_many, ckpt_batch_size
+from rep_theory.analysis.metrics import IrrepBases, checkpoint_aggregates, checkpoint_metrics
+from rep_theory.analysis.metrics_batch import (checkpoint_metrics_many, ckpt_batch_size, metrics_from_aggregates,
+                                             pair_mask)
 from rep_theory.training.config import RunConfig
 from rep_theory.training.data import make_split
 from rep_theory.training.models import make_model
@@ -81,9 +83,37 @@ def test_batch_size_falls_back_to_one_by_one_for_large_groups():
     assert ckpt_batch_size(24, 128, 230) > 1                            # S4: many per pass
     assert ckpt_batch_size(720, 128, 720 * 720 // 4) == 0               # S6: one by one, chunked
     assert ckpt_batch_size(120, 128, 5760, budget=1) == 0
+    # the irrep count bounds the per-checkpoint tables: fewer irreps, more checkpoints per pass
+    assert ckpt_batch_size(120, 128, 5760, n_irreps=7, limit=10**6) > ckpt_batch_size(120, 128, 5760, limit=10**6)
 
 
-def test_evaluate_run_batched_equals_one_by_one(tmp_path):
+def test_loader_threads_only_for_small_checkpoints_on_the_cpu():
+    assert 1 <= E._loader_threads(torch.device("cpu"), True) <= E._MAX_LOADERS
+    assert E._loader_threads(torch.device("cpu"), False) == 1
+
+
+def test_aggregates_without_the_training_rows_are_refused(monkeypatch):
+    """A group too large to keep its training pairs' logits goes one by one; the batched
+    function says so instead of failing later."""
+    import rep_theory.analysis.metrics as M
+    bases = IrrepBases.for_group("S3")
+    model = make_model("OneLayerMLP", 6, seed=1, embed_dim=8, hidden_dim=8).eval()
+    train = make_split("S3", 0.5, 1).train
+    monkeypatch.setattr(M, "_STORE_BYTES", 0)
+    with torch.inference_mode():
+        agg = checkpoint_aggregates(model, bases, train_mask=pair_mask(train, bases))
+    assert agg.store is None and agg.H is not None                      # kept for pass 2 instead
+    with pytest.raises(ValueError, match="too large for the batched path"):
+        metrics_from_aggregates([agg], bases, train_pairs=train)
+    with pytest.raises(ValueError, match="2 epochs"):
+        metrics_from_aggregates([agg], bases, train_pairs=train, epochs=[1, 2])
+
+
+@pytest.mark.parametrize("loaders", [1, 3])
+def test_evaluate_run_batched_equals_one_by_one(tmp_path, monkeypatch, loaders):
+    """Pass 1 runs in ``loaders`` loader threads (in any order of completion); the rows come back in
+    checkpoint order and equal the one-by-one path's."""
+    monkeypatch.setattr(E, "_loader_threads", lambda device, small: loaders)
     cfg = RunConfig(group="S3", model="MLP", seed=1, frac_train=0.6, num_epochs=40, lr=1e-2, embed_dim=8,
                     hidden_dim=16, log_every=10)
     run = new_run(tmp_path / "a" / "S3_MLP_seed1", cfg)

@@ -34,19 +34,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
+import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 from tqdm.auto import tqdm
 
 from rep_theory.algebra.groups import get_group
-from rep_theory.analysis.metrics import (KEY_THRESHOLD, ORDER_RULES, ORDER_THRESHOLD, IrrepBases, checkpoint_metrics,
-                                         learning_order, metric_names, select_key_irreps)
-from rep_theory.analysis.metrics_batch import checkpoint_metrics_many, ckpt_batch_size
+from rep_theory.analysis.metrics import (KEY_THRESHOLD, ORDER_RULES, ORDER_THRESHOLD, CheckpointAggregates, IrrepBases,
+                                         checkpoint_aggregates, checkpoint_metrics, learning_order, metric_names,
+                                         select_key_irreps)
+from rep_theory.analysis.metrics_batch import ckpt_batch_size, metrics_from_aggregates, pair_mask
 from rep_theory.device import resolve_device
 from rep_theory.io import atomic_write_json
 from rep_theory.training.config import load_config
@@ -74,17 +77,21 @@ def _rows_use_keys(rows: Sequence[dict[str, float]], key_irreps: Sequence[str]) 
 
 
 class _Prefetch:
-    """``(epoch, path, future of (stamp, weights))`` for ``todo`` in order, loaded by one background
-    thread at most ``ahead`` checkpoints ahead: reading, hashing and unpickling the next checkpoints
-    overlaps computing the current ones.  The stamp is taken before the load, as the one-by-one path
-    does (a file replaced in between then reads as changed, never as evaluated)."""
+    """``(epoch, path, future of (stamp, prepared))`` for ``todo`` in order, made by ``workers``
+    background threads at most ``ahead`` checkpoints ahead: reading, unpickling and ``prepare``
+    (pass 1 over all pairs, by default nothing) of the next checkpoints overlap computing the
+    metrics of the current ones.  The stamp is taken before the load, as the one-by-one path does
+    (a file replaced in between then reads as changed, never as evaluated)."""
 
-    def __init__(self, todo: Sequence[tuple[int, Path]], device, *, ahead: int):
-        self._todo, self._device, self._ahead = list(todo), device, max(1, ahead)
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-load")
+    def __init__(self, todo: Sequence[tuple[int, Path]], device, *, ahead: int,
+                 prepare: Callable[[dict], object] | None = None, workers: int = 1):
+        self._todo, self._device, self._ahead = list(todo), device, max(1, ahead, workers)
+        self._prepare = prepare
+        self._pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="checkpoint-load")
 
     def _load(self, path: Path):
-        return file_stamp(path), load_weights(path, map_location=self._device)
+        stamp, weights = file_stamp(path), load_weights(path, map_location=self._device)
+        return stamp, (weights if self._prepare is None else self._prepare(weights))
 
     def __enter__(self) -> "_Prefetch":
         return self
@@ -115,22 +122,38 @@ _SMALL_ELEMENTS = 1 << 20  # pairs x hidden of one checkpoint below which intra-
 
 
 @contextlib.contextmanager
-def _one_thread_if_small(device: torch.device, elements: int):
-    """One torch intra-op thread while small checkpoints are evaluated on the CPU (restored after).
+def _one_thread_if_small(device: torch.device, elements: int) -> Iterator[bool]:
+    """One torch intra-op thread while small checkpoints are evaluated on the CPU (restored after);
+    yields whether it applies.
 
     Their tensors are too small for intra-op parallelism to pay (a [576, 128] hidden layer for S4),
     while a thread that is descheduled on a busy machine stalls every op at its barrier: on the
     shared 2-core development machine, evaluating a 20k-epoch S4 run one checkpoint at a time took
-    30 s with torch's default 2 threads and 4.8 s with 1 (benchmarks/bench_eval.py).  The other
-    core loads the next checkpoints.
+    30 s with torch's default 2 threads and 4.8 s with 1 (benchmarks/bench_eval.py).  The cores
+    are used by running the checkpoints' forward passes in loader threads instead (``_loader_threads``).
     """
     before = torch.get_num_threads()
-    if device.type == "cpu" and elements <= _SMALL_ELEMENTS and before > 1:
+    small = device.type == "cpu" and elements <= _SMALL_ELEMENTS
+    if small and before > 1:
         torch.set_num_threads(1)
     try:
-        yield
+        yield small
     finally:
         torch.set_num_threads(before)
+
+
+_MAX_LOADERS = 4
+
+
+def _loader_threads(device: torch.device, small: bool) -> int:
+    """Threads that load checkpoints and run their forward passes: one per core (at most
+    ``_MAX_LOADERS``) for small checkpoints on the CPU, whose ops then run on one intra-op thread
+    each (so a float32 matmul rounds as in the one-by-one path); else one, since each op already
+    uses every core (CPU) or the device serialises them (CUDA)."""
+    if not small:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(_MAX_LOADERS, cores))
 
 
 def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold: float = KEY_THRESHOLD,
@@ -222,11 +245,24 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         write_evaluation_record(run_dir, EvaluationRecord(model=model_stamp, checkpoints=dict(stamps),
                                                           key_irreps=list(key_irreps)))
 
-    model = None  # the batched path's one model of the run's architecture, reloaded per checkpoint
+    hidden = None  # the run's hidden width, read from the final model when the batched path needs it
     if todo and (ckpt_batch is None or ckpt_batch > 1):
-        model = model_from_weights(cfg, load_weights(final_path, map_location=dev), group=G, device=dev)
+        hidden = model_from_weights(cfg, load_weights(final_path, map_location=dev), group=G,
+                                    device=dev).unembedding().shape[1]
         if ckpt_batch is None:
-            ckpt_batch = ckpt_batch_size(G.order, model.unembedding().shape[1], len(split.train))
+            ckpt_batch = ckpt_batch_size(G.order, hidden, len(split.train), n_irreps=len(bases.names))
+    local = threading.local()  # each loader thread's own model of the run's architecture
+    train_mask = pair_mask(split.train, bases)
+
+    def aggregates(weights: dict) -> CheckpointAggregates:  # pass 1 of a checkpoint, in a loader thread
+        model = getattr(local, "model", None)
+        if model is None:
+            local.model = model = model_from_weights(cfg, weights, group=G, device=dev)
+        else:
+            model.load_state_dict(weights)
+        with torch.inference_mode():
+            return checkpoint_aggregates(model, bases, train_mask=train_mask, chunk_size=chunk_size)
+
     last_flush = time.monotonic()
     try:
         if not todo or ckpt_batch <= 1:  # one checkpoint at a time: the reference path, and the one for large groups
@@ -239,8 +275,9 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
                     last_flush = time.monotonic()
         else:
             bar = tqdm(total=len(todo), desc=f"eval {run_dir.name}", unit="ckpt", disable=not progress)
-            with bar, _Prefetch(todo, dev, ahead=ckpt_batch) as loaded, _one_thread_if_small(
-                    dev, G.order ** 2 * model.unembedding().shape[1]):
+            one_thread = _one_thread_if_small(dev, G.order ** 2 * hidden)
+            with bar, one_thread as small, _Prefetch(todo, dev, ahead=ckpt_batch, prepare=aggregates,
+                                                     workers=_loader_threads(dev, small)) as loaded:
                 for batch in loaded.batches(ckpt_batch):
                     good, error = [], None
                     for epoch, _, future in batch:
@@ -250,9 +287,9 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
                             error = err
                             break
                     if good:
-                        results = checkpoint_metrics_many(
-                            model, [w for _, _, w in good], bases, train_pairs=split.train, key_irreps=key_irreps,
-                            key_threshold=key_threshold, epochs=[e for e, _, _ in good], chunk_size=chunk_size)
+                        results = metrics_from_aggregates(
+                            [f for _, _, f in good], bases, train_pairs=split.train, key_irreps=key_irreps,
+                            key_threshold=key_threshold, epochs=[e for e, _, _ in good])
                         for (epoch, stamp, _), row in zip(good, results):
                             rows[float(epoch)] = row
                             stamps[str(epoch)] = stamp

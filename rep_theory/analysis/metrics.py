@@ -48,7 +48,9 @@ Metric definitions (reproduce the paper's ``summary_metrics.json``; see the READ
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
+import operator
 import re
 from typing import Iterable, Mapping, Sequence
 
@@ -61,7 +63,7 @@ from rep_theory.analysis.thresholds import KEY_THRESHOLD, ORDER_RULES, ORDER_THR
 
 __all__ = [
     "orthonormal_basis", "project", "fve", "aggregate_pairs", "product_kernel", "logit_similarity",
-    "shifted_cross_entropy_sums", "IrrepBases", "checkpoint_metrics", "metric_names", "select_key_irreps", "learning_order",
+    "shifted_cross_entropy_sums", "IrrepBases", "CheckpointAggregates", "checkpoint_aggregates", "checkpoint_metrics", "metric_names", "select_key_irreps", "learning_order",
     "KEY_THRESHOLD", "ORDER_THRESHOLD", "ORDER_RULES", "CYCLIC_HIDDEN_BASIS_KEYS",
 ]
 
@@ -185,6 +187,11 @@ def metric_names(irrep_names: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------------------------------
 # One checkpoint
 # --------------------------------------------------------------------------------------------------
+def _default_chunk_size(n: int, hidden: int) -> int:
+    """Pairs per chunk: ~``_CHUNK_BYTES`` per ``[chunk, max(n, hidden)]`` float64 block."""
+    return max(256, _CHUNK_BYTES // (8 * max(n, hidden)))
+
+
 def _chunks(index: torch.Tensor, size: int) -> Iterable[torch.Tensor]:
     for start in range(0, len(index), size):
         yield index[start:start + size]
@@ -256,8 +263,11 @@ class _ShiftedTables:
 
 
 @dataclasses.dataclass
-class _PairAggregates:
-    """What pass 1 over all pairs leaves: everything else is computed from these ``[n, k]`` sums."""
+class CheckpointAggregates:
+    """What a checkpoint's metrics need from its model, made by :func:`checkpoint_aggregates`: pass 1
+    over all pairs (``[n, k]`` sums, per-pair losses) and the float64 weights read by the metrics.
+    Every metric is computed from it, by :func:`checkpoint_metrics` (one) or by
+    :func:`rep_theory.analysis.metrics_batch.metrics_from_aggregates` (several together)."""
 
     pair_loss: torch.Tensor       # [pair] cross-entropy of the model's logits
     pair_correct: torch.Tensor    # [pair] bool
@@ -267,44 +277,65 @@ class _PairAggregates:
     h_sq: torch.Tensor            # ||H||^2
     l_prod: torch.Tensor          # [n, n] centred logits summed over the pairs with each product
     l_sq: torch.Tensor            # ||L_centred||^2
-    store: list | None            # training pairs' (labels, centred logits, readout) when kept
+    store: list | None            # training pairs' (labels, centred logits, readout) chunks when kept
+    U64: torch.Tensor             # [n, hidden] unembedding().T, float64
+    E_left: torch.Tensor          # [n, k] embedding_left(), float64
+    E_right: torch.Tensor         # [n, k] embedding_right(), float64
+    sum_sq_weights: float         # sum of the squares of every parameter
+    H: torch.Tensor | None        # [pair, hidden] hidden layer (model dtype), kept for pass 2 when store is None
 
 
-def _aggregate_pairs(model, bases: IrrepBases, H: torch.Tensor, U64: torch.Tensor, train_mask: torch.Tensor,
-                     chunk_size: int) -> _PairAggregates:
-    """Pass 1 over all pairs, in chunks of whole rows ``a``."""
+def checkpoint_aggregates(model, bases: IrrepBases, *, train_mask: torch.Tensor,
+                          chunk_size: int | None = None) -> CheckpointAggregates:
+    """Pass 1 over all pairs of ``model``, in chunks of whole rows ``a`` (``train_mask [pair]`` bool).
+
+    Call under ``torch.inference_mode()``.  ``evaluate_run`` runs it in loader threads, overlapping
+    the metrics of the previous checkpoints; the numbers do not depend on where it runs.
+    """
     n, dev = bases.n, bases.device
-    n_pairs, d_hidden = H.shape
-    f64 = dict(dtype=torch.float64, device=dev)
-    agg = _PairAggregates(
-        pair_loss=torch.empty(n_pairs, **f64), pair_correct=torch.empty(n_pairs, dtype=torch.bool, device=dev),
-        h_left=torch.zeros((n, d_hidden), **f64), h_right=torch.zeros((n, d_hidden), **f64),
-        h_prod=torch.zeros((n, d_hidden), **f64), h_sq=torch.zeros((), **f64),
-        l_prod=torch.zeros((n, n), **f64), l_sq=torch.zeros((), **f64),
-        # keep the training pairs' centred logits and hidden readout for pass 2 when they fit
-        store=[] if 2 * 8 * int(train_mask.sum()) * n <= _STORE_BYTES else None)
+    H = model.hidden_all_pairs().detach().to(dev)                     # [pair, hidden], model dtype
+    if H.shape[0] != n * n:
+        raise ValueError(f"hidden_all_pairs() returned {H.shape[0]} rows; expected n^2 = {n * n} "
+                         f"(group {bases.group.name})")
+    d_hidden = H.shape[1]
+    if chunk_size is None:
+        chunk_size = _default_chunk_size(n, d_hidden)
+    U64 = model.unembedding().detach().to(dev, torch.float64)         # [n, hidden]
+    # keep the training pairs' centred logits and hidden readout for pass 2 when they fit
+    store = [] if 2 * 8 * int(train_mask.sum()) * n <= _STORE_BYTES else None
     labels = bases.product
     rows_per_chunk = max(1, chunk_size // n)
-    for a0 in range(0, n, rows_per_chunk):
+    parts: dict[str, list[torch.Tensor]] = {key: [] for key in (
+        "pair_loss", "pair_correct", "h_left", "h_right", "h_prod", "h_sq", "l_prod", "l_sq")}
+    for a0 in range(0, n, rows_per_chunk):  # per chunk, then added up (a small group is one chunk)
         a1 = min(n, a0 + rows_per_chunk)
-        idx = torch.arange(a0 * n, a1 * n, device=dev)
-        h = H[a0 * n:a1 * n]
+        lo, hi = a0 * n, a1 * n
+        h = H[lo:hi]
         h64 = h.to(torch.float64)
         h_rows = h64.view(a1 - a0, n, d_hidden)
-        agg.h_left[a0:a1] = h_rows.sum(1)
-        agg.h_right += h_rows.sum(0)
-        agg.h_prod += bases.sum_by_product(h64, a0)
-        agg.h_sq += torch.linalg.vector_norm(h64).square()
-        logits = model.logits_from_hidden(h, idx).to(torch.float64)       # [chunk, n]
-        agg.pair_loss[idx] = F.cross_entropy(logits, labels[idx], reduction="none")
-        agg.pair_correct[idx] = logits.argmax(-1) == labels[idx]
+        parts["h_left"].append(h_rows.sum(1))
+        parts["h_right"].append(h_rows.sum(0))
+        parts["h_prod"].append(bases.sum_by_product(h64, a0))
+        parts["h_sq"].append(torch.linalg.vector_norm(h64).square())
+        logits = model.logits_from_hidden(h, torch.arange(lo, hi, device=dev)).to(torch.float64)  # [chunk, n]
+        chunk_labels = labels[lo:hi]
+        parts["pair_loss"].append(F.cross_entropy(logits, chunk_labels, reduction="none"))
+        parts["pair_correct"].append(logits.argmax(-1) == chunk_labels)
         centred = logits - logits.mean(-1, keepdim=True)
-        agg.l_sq += torch.linalg.vector_norm(centred).square()
-        agg.l_prod += bases.sum_by_product(centred, a0)
-        if agg.store is not None:
-            keep = train_mask[idx]
-            agg.store.append((labels[idx][keep], centred[keep], h64[keep] @ U64.T))
-    return agg
+        parts["l_sq"].append(torch.linalg.vector_norm(centred).square())
+        parts["l_prod"].append(bases.sum_by_product(centred, a0))
+        if store is not None:
+            keep = train_mask[lo:hi]
+            store.append((chunk_labels[keep], centred[keep], h64[keep] @ U64.T))
+    concat = {key: parts[key][0] if len(parts[key]) == 1 else torch.cat(parts[key])
+              for key in ("pair_loss", "pair_correct", "h_left")}
+    added = {key: functools.reduce(operator.add, parts[key]) for key in ("h_right", "h_prod", "h_sq", "l_prod", "l_sq")}
+    return CheckpointAggregates(
+        **concat, **added, store=store, U64=U64,
+        E_left=model.embedding_left().detach().to(dev, torch.float64),
+        E_right=model.embedding_right().detach().to(dev, torch.float64),
+        sum_sq_weights=float(sum(p.detach().to(torch.float64).pow(2).sum() for p in model.parameters())),
+        H=H if store is None else None)
 
 
 def _excluded_loss_sums(model, bases: IrrepBases, H: torch.Tensor, U64: torch.Tensor, train_idx: torch.Tensor,
@@ -360,19 +391,13 @@ def checkpoint_metrics(model, bases: IrrepBases | Group | str, *, train_pairs: t
     n, dev = bases.n, bases.device
     n_pairs = n * n
     with torch.inference_mode():
-        H = model.hidden_all_pairs().detach().to(dev)                     # [pair, hidden], model dtype
-        if H.shape[0] != n_pairs:
-            raise ValueError(f"hidden_all_pairs() returned {H.shape[0]} rows; expected n^2 = {n_pairs} "
-                             f"(group {bases.group.name})")
-        U64 = model.unembedding().detach().to(dev, torch.float64)         # [n, hidden]
-        E_left = model.embedding_left().detach().to(dev, torch.float64)   # [n, k]
-        E_right = model.embedding_right().detach().to(dev, torch.float64)
-        if chunk_size is None:
-            chunk_size = max(256, _CHUNK_BYTES // (8 * max(n, H.shape[1])))
         train_mask = torch.zeros(n_pairs, dtype=torch.bool, device=dev)
         train_mask[train_pairs.to(dev)] = True
         train_idx = torch.arange(n_pairs, device=dev)[train_mask]
-        agg = _aggregate_pairs(model, bases, H, U64, train_mask, chunk_size)
+        agg = checkpoint_aggregates(model, bases, train_mask=train_mask, chunk_size=chunk_size)
+        U64, E_left, E_right = agg.U64, agg.E_left, agg.E_right
+        if chunk_size is None:
+            chunk_size = _default_chunk_size(n, U64.shape[1])
 
         has_test = bool((~train_mask).any())
         out: dict[str, float] = {
@@ -422,7 +447,7 @@ def checkpoint_metrics(model, bases: IrrepBases | Group | str, *, train_pairs: t
         tables[("l", None)] = sum((tables[("l", k)] for k in key_irreps), torch.zeros((n, n), dtype=torch.float64, device=dev))
         tables[("h", None)] = sum((hidden_proj[k] for k in key_irreps), torch.zeros_like(agg.h_prod)) @ U64.T
 
-        excluded = _excluded_loss_sums(model, bases, H, U64, train_idx, chunk_size, agg.store, tables)
+        excluded = _excluded_loss_sums(model, bases, agg.H, U64, train_idx, chunk_size, agg.store, tables)
         n_train = max(1, len(train_idx))
         for name in bases.names:
             if name != "trivial":
@@ -434,7 +459,7 @@ def checkpoint_metrics(model, bases: IrrepBases | Group | str, *, train_pairs: t
         out["total_hidden_excluded_loss"] = float(excluded[("h", None)] / n_train)
         out["total_hidden_restricted_loss"] = restricted = float(F.cross_entropy(tables[("h", None)], targets))
         out["test_loss_restricted_loss_ratio"] = out["test_loss"] / restricted if restricted > 0 else math.inf
-        out["sum_of_squared_weights"] = float(sum(p.detach().to(torch.float64).pow(2).sum() for p in model.parameters()))
+        out["sum_of_squared_weights"] = agg.sum_sq_weights
         out["percent_hidden_explained"] = sum(out[f"total_percent_hidden_{k}_rep"] for k in key_irreps)
         out["percent_hidden_xy_explained"] = sum(out[f"percent_hidden_xy_{k}_rep"] for k in key_irreps)
         for part in ("x_embed", "y_embed", "unembed"):

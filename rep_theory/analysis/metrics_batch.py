@@ -3,26 +3,24 @@
 Evaluating a run means ~600-700 checkpoints of the same architecture on the same group.  For small
 groups (S4: 576 pairs) :func:`rep_theory.analysis.metrics.checkpoint_metrics` spends most of its
 time in per-call overhead (hundreds of small float64 ops, a Python loop over the irreps), not in
-arithmetic.  Here the float64 part runs on a leading ``ckpt`` axis of ``k`` checkpoints: one op per
+arithmetic.  Here that part runs on a leading ``ckpt`` axis of ``k`` checkpoints: one op per
 metric for all ``k``.
 
-Kept per checkpoint, on purpose, so that the numbers are the one-by-one path's:
-
-* the model's float32 computation (hidden layer on all pairs; logits in the same row chunks;
-  embeddings, unembedding) through the same model methods: a batched float32 matmul may round
-  differently, which would move the metrics by ~1e-7;
-* the squared norms of the hidden layer and the logits (summed chunk by chunk as there) and the
-  matmul of the excluded losses (one ``bmm`` per checkpoint; a 4-d ``matmul`` was seen to round
-  differently): the excluded losses are small differences of O(1) terms, so a 1-ulp change in
-  their tables moves a late-training loss by ~1e-10 relative.
+Each checkpoint's pass 1 over all pairs is the one-by-one path's own
+(:func:`rep_theory.analysis.metrics.checkpoint_aggregates`: the model's float32 forward, the
+per-pair losses, the ``[n, k]`` sums, the squared norms and the training pairs' readout), so those
+are bit for bit the same; ``evaluate_run`` runs it in loader threads, overlapping the metrics of
+the checkpoints before.  The matmul of the excluded losses also stays one ``bmm`` per checkpoint
+(a 4-d ``matmul`` was seen to round differently): the excluded losses are small differences of
+O(1) terms, so a 1-ulp change in their tables moves a late-training loss by ~1e-10 relative.
 
 Everything else is float64 with another summation order: the metrics agree with the one-by-one
 path to ~1e-15 relative (``tests/test_metrics_batch.py`` checks every metric to 1e-10).
 
-Memory: ``k`` checkpoints hold ``[k, pair, hidden + 4 n]`` float64 blocks; :func:`ckpt_batch_size`
-picks ``k`` within a budget and returns 0 when even one checkpoint does not fit, or when the
-one-by-one path would recompute the training pairs' logits in its second pass (large groups: use
-the chunked one-by-one path, which also wins there since arithmetic dominates).
+Memory: a checkpoint's aggregates are ``[n, hidden]`` sums plus its training pairs' ``[n_train, n]``
+centred logits and readout; :func:`ckpt_batch_size` picks ``k`` within a budget and returns 0 when
+the one-by-one path would not keep those between its passes (large groups: use the chunked
+one-by-one path, which also wins there since arithmetic dominates).
 """
 
 from __future__ import annotations
@@ -34,9 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from rep_theory.analysis.bases import IrrepBases
-from rep_theory.analysis.metrics import _CHUNK_BYTES, _STORE_BYTES, KEY_THRESHOLD, label_slots, product_kernel
+from rep_theory.analysis.metrics import (_STORE_BYTES, KEY_THRESHOLD, CheckpointAggregates, checkpoint_aggregates,
+                                         label_slots, product_kernel)
 
-__all__ = ["checkpoint_metrics_many", "ckpt_batch_size", "MAX_CKPT_BATCH"]
+__all__ = ["checkpoint_metrics_many", "metrics_from_aggregates", "pair_mask", "ckpt_batch_size", "MAX_CKPT_BATCH"]
 
 MAX_CKPT_BATCH = 64
 """Checkpoints per pass at most (beyond this the overhead is already amortised)."""
@@ -44,61 +43,19 @@ MAX_CKPT_BATCH = 64
 _BATCH_BYTES = 1 << 28  # float64 working set of one pass, all k checkpoints together
 
 
-def ckpt_batch_size(n: int, hidden: int, n_train: int, *, budget: int = _BATCH_BYTES,
-                    limit: int = MAX_CKPT_BATCH) -> int:
-    """Checkpoints per pass for a group of order ``n`` and hidden width ``hidden``; 0: use the
-    one-by-one path (a checkpoint does not fit ``budget``, or the one-by-one path would not keep
-    the training pairs' logits between its passes, see ``metrics._STORE_BYTES``)."""
+def ckpt_batch_size(n: int, hidden: int, n_train: int, *, n_irreps: int | None = None,
+                    budget: int = _BATCH_BYTES, limit: int = MAX_CKPT_BATCH) -> int:
+    """Checkpoints per pass for a group of order ``n`` (``n_irreps`` irreps, default ``n``: an upper
+    bound) and hidden width ``hidden``; 0: use the one-by-one path (a checkpoint does not fit
+    ``budget``, or the one-by-one path would not keep the training pairs' logits between its
+    passes, see ``metrics._STORE_BYTES``)."""
     if 2 * 8 * n_train * n > _STORE_BYTES:
         return 0
-    per_ckpt = 8 * n * n * (hidden + 4 * n) + 16 * n_train * n
+    tables = (n if n_irreps is None else n_irreps) + 1
+    # float64 per checkpoint: aggregates, kept training rows and their padded copy, the [n, n]
+    # tables (logit, hidden; raw and exponentiated), the [n_train, tables] sums and losses
+    per_ckpt = 8 * (3 * n * hidden + n * n + 3 * n_train * n + 4 * tables * n * n + 4 * n_train * tables)
     return max(0, min(limit, budget // per_ckpt))
-
-
-def _forward(model, bases: IrrepBases, chunk_size: int | None) -> dict[str, torch.Tensor]:
-    """The model-dependent part of one checkpoint, computed exactly as ``checkpoint_metrics`` does.
-
-    The model's float32 values (hidden layer; logits in the same row chunks, since a matmul's
-    rounding may depend on its shape) are bit for bit the one-by-one path's, and so are the squared
-    norms, summed chunk by chunk as ``metrics._aggregate_pairs`` sums them: the logit similarities
-    scale the tables of the excluded losses, which are small differences of O(1) terms and would
-    amplify a 1-ulp difference there to ~1e-10 of a late-training loss.
-    """
-    n, dev = bases.n, bases.device
-    H = model.hidden_all_pairs().detach().to(dev)
-    if H.shape[0] != n * n:
-        raise ValueError(f"hidden_all_pairs() returned {H.shape[0]} rows; expected n^2 = {n * n} "
-                         f"(group {bases.group.name})")
-    if chunk_size is None:
-        chunk_size = max(256, _CHUNK_BYTES // (8 * max(n, H.shape[1])))
-    rows_per_chunk = max(1, chunk_size // n)
-    H64 = H.to(torch.float64)
-    logits = torch.empty((n * n, n), dtype=torch.float64, device=dev)
-    centred = torch.empty_like(logits)
-    h_sq = torch.zeros((), dtype=torch.float64, device=dev)
-    l_sq = torch.zeros((), dtype=torch.float64, device=dev)
-    for a0 in range(0, n, rows_per_chunk):
-        lo, hi = a0 * n, min(n, a0 + rows_per_chunk) * n
-        chunk = model.logits_from_hidden(H[lo:hi], torch.arange(lo, hi, device=dev)).to(torch.float64)
-        logits[lo:hi] = chunk
-        centred[lo:hi] = chunk - chunk.mean(-1, keepdim=True)
-        h_sq += torch.linalg.vector_norm(H64[lo:hi]).square()
-        l_sq += torch.linalg.vector_norm(centred[lo:hi]).square()
-    return {"H": H64, "logits": logits, "centred": centred, "h_sq": h_sq, "l_sq": l_sq,
-            "U64": model.unembedding().detach().to(dev, torch.float64),
-            "E_left": model.embedding_left().detach().to(dev, torch.float64),
-            "E_right": model.embedding_right().detach().to(dev, torch.float64),
-            "ssw": torch.as_tensor(float(sum(p.detach().to(torch.float64).pow(2).sum() for p in model.parameters())),
-                                   dtype=torch.float64)}
-
-
-def _sum_by_product(x: torch.Tensor, bases: IrrepBases) -> torch.Tensor:
-    """``[k, n, c]``: ``x [k, pair, c]`` summed over the pairs with each product (``IrrepBases.sum_by_product``
-    with a checkpoint axis: a gather along ``b = a^-1 g``, then a sum over ``a``)."""
-    k, _, c = x.shape
-    n = bases.n
-    index = bases.right_factor[None, :, :, None].expand(k, n, n, c)
-    return x.view(k, n, n, c).gather(2, index).sum(1)
 
 
 def _fve(x: torch.Tensor, Q: torch.Tensor, total_sq: torch.Tensor | None = None) -> torch.Tensor:
@@ -154,39 +111,60 @@ def checkpoint_metrics_many(model, states: Sequence[Mapping[str, torch.Tensor]],
     """
     if epochs is not None and len(epochs) != len(states):
         raise ValueError(f"got {len(states)} states but {len(epochs)} epochs")
-    if not states:
-        return []
-    n, dev = bases.n, bases.device
-    n_pairs = n * n
-    f64 = dict(dtype=torch.float64, device=dev)
+    aggregates = []
     with torch.inference_mode():
-        train_mask = torch.zeros(n_pairs, dtype=torch.bool, device=dev)
-        train_mask[train_pairs.to(dev)] = True
-        train_idx = torch.arange(n_pairs, device=dev)[train_mask]
-        has_test = bool((~train_mask).any())
-        parts = []
+        train_mask = pair_mask(train_pairs, bases)
         for state in states:
             model.load_state_dict(state)
-            parts.append(_forward(model, bases, chunk_size))
-        stacked = {key: torch.stack([p[key] for p in parts]) for key in parts[0]}   # [k, ...]
-        del parts
-        k = len(states)
-        H, centred, U64 = stacked["H"], stacked["centred"], stacked["U64"]
-        h_sq, l_sq, E_left, E_right = stacked["h_sq"], stacked["l_sq"], stacked["E_left"], stacked["E_right"]
-        ssw = stacked["ssw"].tolist()
-        # pass 1 (metrics._aggregate_pairs) for all k at once; per-row values are the same ops
-        labels = bases.product
-        logits = stacked.pop("logits")
-        pair_loss = F.cross_entropy(logits.reshape(k * n_pairs, n), labels.repeat(k), reduction="none").view(k, n_pairs)
-        pair_correct = (logits.argmax(-1) == labels).double()
-        del logits
-        h_rows = H.view(k, n, n, -1)
-        h_left, h_right = h_rows.sum(2), h_rows.sum(1)                             # [k, n, hidden]
-        h_prod, l_prod = _sum_by_product(H, bases), _sum_by_product(centred, bases)
-        train_labels = labels[train_idx]
-        train_centred = centred[:, train_idx]                                      # [k, m, n]
-        readout = torch.matmul(H[:, train_idx], U64.transpose(1, 2))              # [k, m, n]
-        del stacked, H, centred, h_rows
+            aggregates.append(checkpoint_aggregates(model, bases, train_mask=train_mask, chunk_size=chunk_size))
+    return metrics_from_aggregates(aggregates, bases, train_pairs=train_pairs, key_irreps=key_irreps,
+                                   key_threshold=key_threshold, epochs=epochs)
+
+
+def pair_mask(pairs: torch.Tensor, bases: IrrepBases) -> torch.Tensor:
+    """``[pair]`` bool on ``bases.device``: True at the pair indices ``pairs``."""
+    mask = torch.zeros(bases.n * bases.n, dtype=torch.bool, device=bases.device)
+    mask[pairs.to(bases.device)] = True
+    return mask
+
+
+def metrics_from_aggregates(aggregates: Sequence[CheckpointAggregates], bases: IrrepBases, *,
+                            train_pairs: torch.Tensor, key_irreps: Sequence[str] | None = None,
+                            key_threshold: float = KEY_THRESHOLD,
+                            epochs: Sequence[float] | None = None) -> list[dict[str, float]]:
+    """The metric rows of ``k`` checkpoints from their :func:`rep_theory.analysis.metrics.checkpoint_aggregates`
+    (made with the training pairs kept, as they are whenever :func:`ckpt_batch_size` is not 0).
+
+    ``epochs[i]`` becomes row ``i``'s ``epoch``; other arguments as
+    :func:`rep_theory.analysis.metrics.checkpoint_metrics`.
+    """
+    if epochs is not None and len(epochs) != len(aggregates):
+        raise ValueError(f"got {len(aggregates)} checkpoints' aggregates but {len(epochs)} epochs")
+    if not aggregates:
+        return []
+    if any(agg.store is None for agg in aggregates):
+        raise ValueError("aggregates without the training pairs' logits kept (store=None): this group is too "
+                         "large for the batched path; use checkpoint_metrics one checkpoint at a time")
+    n, dev = bases.n, bases.device
+    n_pairs = n * n
+    k = len(aggregates)
+    f64 = dict(dtype=torch.float64, device=dev)
+    with torch.inference_mode():
+        train_mask = pair_mask(train_pairs, bases)
+        has_test = bool((~train_mask).any())
+
+        def stacked(field: str) -> torch.Tensor:                                  # [k, ...]
+            return torch.stack([getattr(agg, field) for agg in aggregates])
+
+        pair_loss, pair_correct = stacked("pair_loss"), stacked("pair_correct").double()   # [k, pair]
+        h_left, h_right, h_prod = stacked("h_left"), stacked("h_right"), stacked("h_prod")  # [k, n, hidden]
+        h_sq, l_prod, l_sq = stacked("h_sq"), stacked("l_prod"), stacked("l_sq")
+        U64, E_left, E_right = stacked("U64"), stacked("E_left"), stacked("E_right")
+        ssw = [agg.sum_sq_weights for agg in aggregates]
+        # the training pairs' rows, in pair order (pass 1 kept them chunk by chunk)
+        train_labels = torch.cat([lab for lab, _, _ in aggregates[0].store])           # [m]
+        train_centred = torch.stack([torch.cat([c for _, c, _ in agg.store]) for agg in aggregates])  # [k, m, n]
+        readout = torch.stack([torch.cat([r for _, _, r in agg.store]) for agg in aggregates])        # [k, m, n]
         cols: dict[str, torch.Tensor] = {
             "train_loss": pair_loss[:, train_mask].mean(1),
             "test_loss": pair_loss[:, ~train_mask].mean(1) if has_test else torch.full((k,), math.nan, **f64),
@@ -257,7 +235,7 @@ def checkpoint_metrics_many(model, states: Sequence[Mapping[str, torch.Tensor]],
         h_all = torch.cat([torch.stack(h_tables, 1), total_h[:, None]], 1)       # [k, I + 1, n, n]
 
         # pass 2: excluded losses on the training pairs
-        n_train = max(1, len(train_idx))
+        n_train = max(1, len(train_labels))
         l_excl = _shifted_ce_sums(train_centred, train_labels, l_all) / n_train  # [k, I]
         h_excl = _shifted_ce_sums(readout, train_labels, h_all) / n_train        # [k, I + 1]
         for j, name in enumerate(nontrivial):

@@ -152,7 +152,7 @@ class GroupModel(HookedRootModule):
             _, cache = self.run_with_cache(a, b, names_filter=name)
             h = cache[name]
             out.append(h[:, -1] if h.ndim == 3 else h)  # transformer: last position
-        return torch.cat(out)
+        return out[0].contiguous() if len(out) == 1 else torch.cat(out)
 
     @torch.no_grad()
     def logits_all_pairs(self, chunk_size: int | None = None) -> torch.Tensor:
