@@ -132,3 +132,22 @@ def test_evaluate_run_batched_equals_one_by_one(tmp_path, monkeypatch, loaders):
     assert record_one["checkpoints"].keys() == record_many["checkpoints"].keys()
     for epoch, stamp in record_one["checkpoints"].items():
         assert stamp["sha256"] == record_many["checkpoints"][epoch]["sha256"]
+
+
+def test_default_batches_small_checkpoints_only_on_the_cpu(tmp_path, monkeypatch):
+    """``ckpt_batch=None`` batches checkpoints up to ``_SMALL_ELEMENTS`` (pairs x hidden) on the
+    CPU and evaluates larger ones one by one."""
+    cfg = RunConfig(group="S3", model="MLP", seed=1, frac_train=0.6, num_epochs=6, lr=1e-2, embed_dim=8,
+                    hidden_dim=16, log_every=3)
+    run = new_run(tmp_path / "S3_MLP_seed1", cfg)
+    train_runs([run], device="cpu", progress=False)
+    batched = []
+    original = E.metrics_from_aggregates
+    monkeypatch.setattr(E, "metrics_from_aggregates", lambda *a, **k: batched.append(k["epochs"]) or original(*a, **k))
+    evaluate_run(run, progress=False, device="cpu")
+    assert sum(len(e) for e in batched) == 7                            # epochs 0..6, batched
+    batched.clear()
+    (run / "metrics.csv").unlink()
+    monkeypatch.setattr(E, "_SMALL_ELEMENTS", 36 * 16 - 1)              # now one element too many
+    evaluate_run(run, progress=False, device="cpu")
+    assert batched == [] and len(read_metrics_csv(run / "metrics.csv")) == 7

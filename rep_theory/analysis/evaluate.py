@@ -175,10 +175,13 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
     device
         ``None``/``"auto"``: CUDA when present, else CPU.
     ckpt_batch
-        Checkpoints evaluated together (:func:`rep_theory.analysis.metrics_batch.checkpoint_metrics_many`,
-        the same numbers to ~1e-15), loaded by a background thread while the previous ones are
-        computed.  ``None``: as many as fit a memory budget, or 1 for large groups; ``1``: one by one
-        through :func:`rep_theory.analysis.metrics.checkpoint_metrics` (the reference path).
+        Checkpoints evaluated together (:func:`rep_theory.analysis.metrics_batch.metrics_from_aggregates`,
+        the same numbers to ~1e-15); their pass 1 (:func:`rep_theory.analysis.metrics.checkpoint_aggregates`)
+        runs in loader threads while the previous ones' metrics are computed.  ``None``: as many as
+        fit a memory budget for small checkpoints on the CPU (S4 and smaller at the paper's widths)
+        and on CUDA, else 1 (on the CPU, batching larger checkpoints saves no per-op overhead and
+        costs memory traffic: S5 took 0.66-0.83x the one-by-one time); ``1``: one by one through
+        :func:`rep_theory.analysis.metrics.checkpoint_metrics` (the reference path).
     """
     run_dir = Path(run_dir)
     cfg_path, final_path = run_dir / "cfg.json", run_dir / "model.pt"
@@ -250,7 +253,8 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         hidden = model_from_weights(cfg, load_weights(final_path, map_location=dev), group=G,
                                     device=dev).unembedding().shape[1]
         if ckpt_batch is None:
-            ckpt_batch = ckpt_batch_size(G.order, hidden, len(split.train), n_irreps=len(bases.names))
+            worth_it = dev.type != "cpu" or G.order ** 2 * hidden <= _SMALL_ELEMENTS
+            ckpt_batch = ckpt_batch_size(G.order, hidden, len(split.train), n_irreps=len(bases.names)) if worth_it else 1
     local = threading.local()  # each loader thread's own model of the run's architecture
     train_mask = pair_mask(split.train, bases)
 
