@@ -130,10 +130,10 @@ def _one_thread_if_small(device: torch.device, elements: int) -> Iterator[bool]:
     while a thread that is descheduled on a busy machine stalls every op at its barrier: on the
     shared 2-core development machine, evaluating a 20k-epoch S4 run one checkpoint at a time took
     30 s with torch's default 2 threads and 4.8 s with 1 (benchmarks/bench_eval.py).  The cores
-    are used by running the checkpoints' forward passes in loader threads instead (``_loader_threads``).
+    are used by running the checkpoints' pass 1 in loader threads instead (``_loader_threads``).
     """
     before = torch.get_num_threads()
-    small = device.type == "cpu" and elements <= _SMALL_ELEMENTS
+    small = _small_on_cpu(device, elements)
     if small and before > 1:
         torch.set_num_threads(1)
     try:
@@ -142,11 +142,16 @@ def _one_thread_if_small(device: torch.device, elements: int) -> Iterator[bool]:
         torch.set_num_threads(before)
 
 
+def _small_on_cpu(device: torch.device, elements: int) -> bool:
+    """Whether checkpoints of ``elements`` (pairs x hidden) are small ones evaluated on the CPU."""
+    return device.type == "cpu" and elements <= _SMALL_ELEMENTS
+
+
 _MAX_LOADERS = 4
 
 
 def _loader_threads(device: torch.device, small: bool) -> int:
-    """Threads that load checkpoints and run their forward passes: one per core (at most
+    """Threads that load checkpoints and run their pass 1: one per core (at most
     ``_MAX_LOADERS``) for small checkpoints on the CPU, whose ops then run on one intra-op thread
     each (so a float32 matmul rounds as in the one-by-one path); else one, since each op already
     uses every core (CPU) or the device serialises them (CUDA)."""
@@ -253,7 +258,7 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         hidden = model_from_weights(cfg, load_weights(final_path, map_location=dev), group=G,
                                     device=dev).unembedding().shape[1]
         if ckpt_batch is None:
-            worth_it = dev.type != "cpu" or G.order ** 2 * hidden <= _SMALL_ELEMENTS
+            worth_it = dev.type != "cpu" or _small_on_cpu(dev, G.order ** 2 * hidden)
             ckpt_batch = ckpt_batch_size(G.order, hidden, len(split.train), n_irreps=len(bases.names)) if worth_it else 1
     local = threading.local()  # each loader thread's own model of the run's architecture
     train_mask = pair_mask(split.train, bases)

@@ -63,7 +63,8 @@ from rep_theory.analysis.thresholds import KEY_THRESHOLD, ORDER_RULES, ORDER_THR
 
 __all__ = [
     "orthonormal_basis", "project", "fve", "aggregate_pairs", "product_kernel", "logit_similarity",
-    "shifted_cross_entropy_sums", "IrrepBases", "CheckpointAggregates", "checkpoint_aggregates", "checkpoint_metrics", "metric_names", "select_key_irreps", "learning_order",
+    "shifted_cross_entropy_sums", "IrrepBases", "CheckpointAggregates", "checkpoint_aggregates", "checkpoint_metrics",
+    "metric_names", "select_key_irreps", "learning_order",
     "KEY_THRESHOLD", "ORDER_THRESHOLD", "ORDER_RULES", "CYCLIC_HIDDEN_BASIS_KEYS",
 ]
 
