@@ -11,7 +11,13 @@ all checkpoints in interleaved rounds:
 Each round evaluates a fresh copy of the run (no metrics.csv), so every checkpoint is computed.
 The two results are checked to agree on every metric.
 
+``--against REV`` times, instead, ``evaluate_run`` as it was at the git revision ``REV`` (checked
+out in a temporary worktree) against the current code, each in a fresh Python process per round,
+interleaved, on the same trained run: e.g. ``--against 8c274ae``, the evaluation when issue 15 was
+filed.
+
     python benchmarks/bench_eval.py                       # paper widths, 3 rounds
+    python benchmarks/bench_eval.py --against 8c274ae --rounds 5
     python benchmarks/bench_eval.py --hidden-dim 32 --embed-dim 64 --rounds 5
     python benchmarks/bench_eval.py --device cuda --group S6 --epochs 727 --rounds 1   # 728 S6 checkpoints
 
@@ -23,8 +29,11 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -60,6 +69,56 @@ def _time_eval(run: Path, scratch: Path, ckpt_batch: int | None, device) -> tupl
     return time.perf_counter() - t, read_metrics_csv(copy / "metrics.csv")
 
 
+_TIME_ONE = """
+import sys, time
+from pathlib import Path
+from rep_theory.analysis.evaluate import evaluate_run
+t = time.perf_counter()
+evaluate_run(Path(sys.argv[1]), progress=False, device=sys.argv[2])
+print(time.perf_counter() - t)
+"""
+
+
+def _time_in_process(code_root: Path, run: Path, copy: Path, device) -> tuple[float, list[dict]]:
+    """``evaluate_run`` of a fresh copy of ``run`` by the package under ``code_root``, in a new process."""
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("metrics.csv", "evaluation.json", "figures"))
+    env = dict(os.environ, PYTHONPATH=str(code_root))
+    done = subprocess.run([sys.executable, "-c", _TIME_ONE, str(copy), device.type], env=env, cwd=code_root,
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"evaluate_run under {code_root} failed:\n{done.stderr[-2000:]}")
+    return float(done.stdout.strip().splitlines()[-1]), read_metrics_csv(copy / "metrics.csv")
+
+
+def _against(rev: str, run: Path, scratch: Path, rounds: int, device) -> None:
+    """Interleaved rounds of the evaluation at git revision ``rev`` and of the current code."""
+    here = Path(__file__).resolve().parents[1]
+    tree = scratch / "worktree"
+    subprocess.run(["git", "-C", str(here), "worktree", "add", "--detach", "-f", str(tree), rev],
+                   check=True, capture_output=True)
+    try:
+        times = {rev: [], "now": []}
+        worst = 0.0
+        for _ in range(rounds):
+            t_old, old = _time_in_process(tree, run, scratch / "copy_old", device)
+            t_new, new = _time_in_process(here, run, scratch / "copy_new", device)
+            times[rev].append(t_old)
+            times["now"].append(t_new)
+            for a, b in zip(old, new):
+                for key, value in a.items():
+                    if key in b and math.isfinite(value) and value != b[key]:
+                        worst = max(worst, abs(b[key] - value) / max(abs(value), 1e-15))
+        ratios = [a / b for a, b in zip(times[rev], times["now"])]
+        for name, ts in times.items():
+            print(f"{name:>10}: {statistics.median(ts):6.2f} s  rounds {', '.join(f'{t:.2f}' for t in ts)}")
+        print(f"speed-up against {rev}: {statistics.median(ratios):.2f}x (median of per-round ratios "
+              f"{', '.join(f'{r:.2f}' for r in ratios)})")
+        print(f"largest relative difference over every metric both versions write: {worst:.1e}")
+    finally:
+        subprocess.run(["git", "-C", str(here), "worktree", "remove", "--force", str(tree)], capture_output=True)
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run-dir", default=str(Path(tempfile.gettempdir()) / "rep_theory_bench_eval"),
@@ -71,6 +130,9 @@ def main(argv=None) -> None:
     parser.add_argument("--hidden-dim", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--against", metavar="REV", default=None,
+                        help="time the evaluation at git revision REV against the current code instead "
+                             "(fresh processes, interleaved rounds; torch's default threads)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -84,6 +146,12 @@ def main(argv=None) -> None:
     print(f"{args.group} MLP (embed {args.embed_dim}, hidden {args.hidden_dim}), {args.epochs} epochs, "
           f"{n_ckpt} checkpoints; {where}")
     scratch = Path(tempfile.mkdtemp(prefix="bench_eval_"))
+    if args.against:
+        try:
+            _against(args.against, run, scratch, args.rounds, device)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
     try:
         times = {1: [], None: []}
         worst = 0.0
