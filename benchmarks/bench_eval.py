@@ -19,10 +19,13 @@ filed.
     python benchmarks/bench_eval.py                       # paper widths, 3 rounds
     python benchmarks/bench_eval.py --against 8c274ae --rounds 5
     python benchmarks/bench_eval.py --hidden-dim 32 --embed-dim 64 --rounds 5
-    python benchmarks/bench_eval.py --device cuda --group S6 --epochs 727 --rounds 1   # 728 S6 checkpoints
+    python benchmarks/bench_eval.py --device cuda --group S6 --epochs 727 --fill --rounds 1   # 728 S6 checkpoints
 
-(With fewer than 1000 epochs every epoch is a checkpoint, so ``--epochs 727`` gives as many
-checkpoints as a 250k-epoch paper run: the evaluation's cost does not depend on how trained they are.)
+A paper run of 250k epochs has 728 checkpoints (``checkpoint_epochs(250000)``); a short run has
+fewer than its epochs (727 epochs: 391, since the log-spaced schedule repeats small epochs).
+``--fill`` gives every epoch ``0..--epochs`` a checkpoint (the missing ones copies of the last
+earlier one), so ``--epochs 727 --fill`` evaluates as many checkpoints as a paper run: the
+evaluation's cost does not depend on how trained they are.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import torch
 from rep_theory.analysis.evaluate import evaluate_run
 from rep_theory.device import describe_device, resolve_device
 from rep_theory.training.config import paper_defaults
-from rep_theory.training.rundir import list_checkpoints, new_run, read_metrics_csv, run_status
+from rep_theory.training.rundir import checkpoint_path, list_checkpoints, new_run, read_metrics_csv, run_status
 from rep_theory.training.train import train_runs
 
 
@@ -56,6 +59,19 @@ def _train(run_dir: Path, group: str, epochs: int, embed_dim: int, hidden_dim: i
         train_runs([run], device, progress=False)
         print(f"trained {run} in {time.perf_counter() - t:.0f} s")
     return run
+
+
+def _fill(run: Path, epochs: int) -> int:
+    """Give every epoch ``0..epochs`` of ``run`` a checkpoint, copying the last earlier one; the count added."""
+    have = dict(list_checkpoints(run))
+    last, added = None, 0
+    for epoch in range(epochs + 1):
+        if epoch in have:
+            last = have[epoch]
+        elif last is not None:
+            shutil.copyfile(last, checkpoint_path(run, epoch))
+            added += 1
+    return added
 
 
 def _time_eval(run: Path, scratch: Path, ckpt_batch: int | None, device) -> tuple[float, list[dict]]:
@@ -130,6 +146,8 @@ def main(argv=None) -> None:
     parser.add_argument("--hidden-dim", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--fill", action="store_true",
+                        help="a checkpoint for every epoch 0..--epochs (copies of the last earlier one)")
     parser.add_argument("--against", metavar="REV", default=None,
                         help="time the evaluation at git revision REV against the current code instead "
                              "(fresh processes, interleaved rounds; torch's default threads)")
@@ -141,6 +159,10 @@ def main(argv=None) -> None:
     name = f"{args.group}_MLP_e{args.embed_dim}_h{args.hidden_dim}_{args.epochs}_{device.type}"
     run = _train(root / name / f"{args.group}_MLP_seed1", args.group, args.epochs, args.embed_dim,
                  args.hidden_dim, device)
+    if args.fill:
+        added = _fill(run, args.epochs)
+        if added:
+            print(f"--fill: {added} checkpoints added as copies")
     n_ckpt = len(list_checkpoints(run))
     where = describe_device(device)
     print(f"{args.group} MLP (embed {args.embed_dim}, hidden {args.hidden_dim}), {args.epochs} epochs, "

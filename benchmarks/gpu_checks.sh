@@ -50,7 +50,7 @@ case "$part" in
     run profile_s6_mlp 60 "$py" benchmarks/profile_step.py --device cuda --group S6 --seeds 4 --steps 10
     run profile_s6_mlp_1warp 60 env REP_THEORY_TRITON_WARPS=1 "$py" benchmarks/profile_step.py --device cuda --group S6 \
         --seeds 4 --steps 10
-    run eval_s6 150 "$py" benchmarks/bench_eval.py --device cuda --group S6 --epochs 727 --rounds 1
+    run eval_s6 150 "$py" benchmarks/bench_eval.py --device cuda --group S6 --epochs 727 --fill --rounds 1
     run train_s5_32 40 "$py" benchmarks/bench_train.py --device cuda --seeds 32 --rounds 3
     run profile_s6_t 60 "$py" benchmarks/profile_step.py --device cuda --group S6 --model T --seeds 4 --steps 4 \
         --profile-steps 1
