@@ -8,7 +8,7 @@ for ``--epochs`` epochs into fresh run directories, in interleaved rounds, with
 * ``background``: :class:`rep_theory.training.checkpoint_writer.CheckpointWriter` (what training uses);
 * ``none``: no checkpoint written (the baseline: training alone, same loop otherwise).
 
-A short run has a checkpoint at *every* epoch (``checkpoint_epochs(200)`` is 0..200), which is the
+A short run has a checkpoint at almost every epoch (``checkpoint_epochs(200)`` is 0..200 but 199), which is the
 regime of a 250k-epoch run's first 86 epochs.  The script prints, per mode, the wall time, the time
 the training thread spent in the writer (writing, or waiting for the queue / a flush; on CUDA this
 includes waiting for the GPU to finish the steps queued before the copy, so it is not a cost there),
