@@ -94,7 +94,9 @@ def checkpoint_epochs(num_epochs: int, num_checkpoints: int = 1000) -> list[int]
     >>> checkpoint_epochs(10)
     [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]
     >>> checkpoint_epochs(250_000)[-3:]
-    [246897, 249999, 250000]
+    [246908, 249999, 250000]
+    >>> len(checkpoint_epochs(250_000)), len(checkpoint_epochs(727))   # repeated small epochs count once
+    (728, 391)
     """
     if num_epochs < 1:
         raise ValueError(f"num_epochs must be >= 1, got {num_epochs}")
