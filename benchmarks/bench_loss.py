@@ -1,7 +1,7 @@
 """Time the float64 cross-entropy of the training step on its own (forward and backward), per
 implementation: the PyTorch reference and the Triton kernels at several warps per program.
 
-The shape defaults to the S6 MLP step of 4 seeds: 4 x 129,600 rows (40% of 720^2 pairs) of 720
+The shape defaults to the S6 MLP step of 4 seeds: 4 x 129,600 rows (25% of 720^2 pairs, the S6 MLP's training fraction) of 720
 float32 logits.  Per variant it prints the best time of the forward, of the backward and of both,
 the memory traffic they imply (the forward reads the logits once, the backward reads them again and
 writes the gradient: 12 bytes per logit at float32) as GB/s, and whether the loss and the gradient

@@ -12,7 +12,7 @@ Measures seed-steps per second (one full-batch AdamW step of one seed) for the p
     python benchmarks/bench_train.py --seeds 32 --device cuda
     python benchmarks/bench_train.py --full-run 250000 --seeds 4 --device cuda   # time a whole run
 
-``--full-run N`` trains 4 (``--seeds``) S5 MLP runs of N epochs in memory with
+``--full-run N`` trains ``--seeds`` (default 8) S5 MLP runs of N epochs in memory with
 :func:`rep_theory.training.train.fit` (evaluation every ``log_every`` epochs included, no files) and prints
 the wall time (on CUDA each step is a CUDA graph replay unless ``--no-graphs``).  ``--model T``
 measures the transformer instead.

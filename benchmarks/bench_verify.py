@@ -15,7 +15,7 @@ perfectly tight deviation bound would certify with this interpretation.
 layer and its one product with the explanation's functionals, in the proof's layout) and prints
 their median share of brute force's time: a lower limit of ``fourier``'s time ratio.
 
-Run: ``python benchmarks/bench_verify.py [--seeds 50] [--repeats 1] [--methods brute gcr coset rhoset hybrid] [--floor]``.
+Run: ``python benchmarks/bench_verify.py [--seeds 50] [--repeats 1] [--methods brute gcr coset rhoset hybrid fourier fourier_hybrid] [--floor]``.
 """
 
 from __future__ import annotations

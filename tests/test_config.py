@@ -96,7 +96,7 @@ def test_paper_defaults_follow_the_design_grid(spec, model):
 
 
 def test_paper_defaults_grid_values_from_design():
-    # DESIGN.md's table, spelled out independently of PAPER_GRID.
+    # the paper's grid (the README's "Grids"), spelled out independently of PAPER_GRID.
     expected = {("S5", "MLP"): (0.4, 250_000), ("S5", "T"): (0.6, 50_000), ("S6", "MLP"): (0.25, 250_000),
                 ("S6", "T"): (0.4, 20_000), ("A5", "T"): (0.6, 250_000), ("D61", "T"): (0.3, 100_000),
                 ("C118", "T"): (0.3, 50_000), ("A5", "MLP"): (0.5, 250_000)}

@@ -6,7 +6,7 @@ Biderman, "Grokking Group Multiplication with Cosets", ICML 2024, arXiv 2312.065
 
     fhat(rho) = sum_g f(g) rho(g)                                   [d, d] for each real irrep rho
 
-with the package's matrices (:mod:`rep_theory.irreps`: orthogonal, ``rho(a) @ rho(b) == rho(ab)``,
+with the package's matrices (:mod:`rep_theory.algebra.irreps`: orthogonal, ``rho(a) @ rho(b) == rho(ab)``,
 ``ab = G.table[a, b]``).
 
 Plancherel weights for real irreps of every Frobenius-Schur type
@@ -257,7 +257,7 @@ def pair_fourier_power(G: Group | str, F, *, centre: bool = True, pool: bool = F
 
     (``F_y(b) = sum_a F(a, b)``, ``F_xy(g) = sum_{ab = g} F(a, b)``).  These are the package's
     hidden-layer FVE metrics (``percent_hidden_{x,y,xy}_<irrep>_rep`` of
-    :func:`rep_theory.metrics.checkpoint_metrics`) restated as Fourier power: there ``F`` is the
+    :func:`rep_theory.analysis.metrics.checkpoint_metrics`) restated as Fourier power: there ``F`` is the
     hidden layer, centred over pairs, and the ratio is pooled over hidden units (``pool=True``).
 
     For non-trivial irreps all these subspaces are mutually orthogonal, and orthogonal to the

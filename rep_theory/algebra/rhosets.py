@@ -34,7 +34,7 @@ __all__ = ["RhoSet", "fixed_dimension", "fixed_space", "min_rho_set_size", "min_
 
 
 def _irrep(G: Group, rho):
-    """The irrep ``rho`` (an :class:`~rep_theory.irreps.Irrep` of ``G`` or its name)."""
+    """The irrep ``rho`` (an :class:`~rep_theory.algebra.irreps.Irrep` of ``G`` or its name)."""
     if isinstance(rho, str):
         return G.irrep(rho)  # KeyError lists the names
     if getattr(rho, "group", None) != G.name or not hasattr(rho, "matrices"):

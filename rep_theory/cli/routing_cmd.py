@@ -19,7 +19,7 @@ __all__ = ["register", "add_route_arguments", "route_from_args"]
 
 
 def add_route_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``--route-*`` options of ``rep-theory new`` (gradient routing; see ``docs_routing.md``)."""
+    """The ``--route-*`` options of ``rep-theory new`` (gradient routing; see the README's "Gradient routing on group tasks")."""
     g = parser.add_argument_group("gradient routing (optional)")
     target = g.add_mutually_exclusive_group()
     target.add_argument("--route-irrep", metavar="NAME", help="route the target's component in this irrep's "

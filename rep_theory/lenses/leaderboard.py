@@ -4,7 +4,7 @@
 >>> rows[0]["lens"], rows[0]["site"], rows[0]["purity"]                         # doctest: +SKIP
 
 Each row holds the columns of :data:`COLUMNS` (scores defined in :mod:`rep_theory.lenses.scores`)
-plus ``seconds`` (the lens's own fitting time, scoring excluded).  Lenses defined on one site
+(``seconds``: the lens's own fitting time, scoring excluded) plus ``spliced_loss``.  Lenses defined on one site
 only (``transcoder``, ``scae``: the MLP's post-ReLU output) are skipped on the others.
 """
 

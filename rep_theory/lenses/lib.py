@@ -19,7 +19,7 @@ installable here).  What this module computes, per layer, from the output backwa
 * interaction edges ``E_ij = E[(d fhat^next_i / d fhat_j * fhat_j)^2]`` (their attribution
   formula's squared form).
 
-Choices made here, where the paper or this setting leaves room (documented in ``docs_lenses.md``):
+Choices made here, where the paper or this setting leaves room (listed in the README's "Interpretability lenses against an exact ground truth"):
 
 * Output layer: the logits with ``C = P = I - 11^T/n`` (the centring projector; softmax ignores a
   common shift, so LIB should not spend a direction on it).

@@ -17,7 +17,7 @@ Both share :func:`train_sparse_dict`, also used by the transcoder (input and tar
   the lens seed (``W_dec`` rows random unit vectors, ``W_enc = W_dec^T`` when input and target
   live in the same space), so a run is deterministic on the CPU.
 
-Default hyperparameters (chosen for CPU budgets, not tuned per model; see ``docs_lenses.md``):
+Default hyperparameters (chosen for CPU budgets, not tuned per model; see the README's "Interpretability lenses against an exact ground truth"):
 ``min(4 d, 1024)`` latents, ``k = 8``, ``l1 = 0.1`` (normalised units; L0 about 35 on the S5 MLP's
 hidden layer, 0.3 gives L0 7 at 40% unexplained variance), 300 steps at lr 3e-3.
 No dead-latent resampling or auxiliary loss: dead latents count against purity only through

@@ -2,7 +2,7 @@
 
 The demo trains the paper's one-layer MLP (embed 256, hidden 128, AdamW, weight decay 1) on the
 composition table of a small group, evaluates every checkpoint with the package's metrics, and
-writes ``DIR/report.html``: one self-contained page (plotly inlined once, so it opens offline)
+writes ``DIR/report_<run name>.html``: one self-contained page (plotly inlined once, so it opens offline)
 with the training curves, the logit similarity of each irrep over training, the FVE of every
 weight matrix per irrep, the excluded and restricted losses, the per-neuron irrep clustering, and
 a verdict on whether the network computes the GCR algorithm.  The run directory

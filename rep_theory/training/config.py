@@ -99,7 +99,7 @@ PAPER_GRID: dict[tuple[str, str], tuple[float, int]] = {
     ("D59", "BilinearNet"): (0.3, 250_000), ("D61", "BilinearNet"): (0.3, 250_000),
     ("A5", "BilinearNet"): (0.5, 250_000),
 }
-"""``(spec, model) -> (frac_train, num_epochs)`` of the paper's training grid (DESIGN.md)."""
+"""``(spec, model) -> (frac_train, num_epochs)`` of the paper's training grid (the README's "Grids" and "Training")."""
 
 _DEFAULT_FRAC = {"OneLayerMLP": 0.4, "Transformer": 0.4, "BilinearNet": 0.4, "WuMLP": WU_RECIPE["frac_train"]}
 _DEFAULT_EPOCHS = {"OneLayerMLP": 250_000, "Transformer": 50_000, "BilinearNet": 250_000,
@@ -151,7 +151,7 @@ class RunConfig:
         S5, S6, A5: with it, seed k trains the paper's run k; see :mod:`rep_theory.algebra.paper_order`).
     num_checkpoints : int
         Log-spaced checkpoints in ``[1, num_epochs]`` (plus 0 and the last): the paper's 1000 by
-        default; fewer make a lighter run directory (the demo's presets use 200).
+        default; fewer make a lighter run directory (the demo's ``default`` and ``quick`` presets use 200).
     version : str
         Version of rep-theory that wrote the config.
     route : RouteSpec or None
@@ -331,7 +331,7 @@ class RunConfig:
 
 
 def paper_defaults(spec: str, model: str, *, seed: int = 1, **overrides) -> RunConfig:
-    """The paper's hyperparameters for ``(spec, model)`` (DESIGN.md grid), with ``overrides``.
+    """The paper's hyperparameters for ``(spec, model)`` (the paper's grid), with ``overrides``.
 
     Shared: AdamW lr 1e-3, weight decay 1, betas (0.9, 0.98), embed 256, hidden 128.  Groups
     outside the paper's grid get frac_train 0.4 and 250k epochs (MLP, bilinear) or 50k (Transformer).

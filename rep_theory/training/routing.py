@@ -31,7 +31,7 @@ hidden layer is
 
 Ablation (:func:`ablate_units`) zeroes the designated units' columns of ``W`` and rows of ``W_U``; an
 ablated unit outputs ``relu(0) = 0`` and, with a zero gradient there, stays ablated under further
-training.  :func:`finetune_ablated` trains the ablated models a few hundred steps on the non-routed
+training.  :func:`finetune_ablated` trains the ablated models ``steps`` steps (the routing experiment's default: 1000) on the non-routed
 signal only: for a subgroup route the pairs outside ``H x H``, for an irrep route every training pair
 with the routing kept (so the surviving units never see the routed component).
 """

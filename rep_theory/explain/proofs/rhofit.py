@@ -27,7 +27,7 @@ Their fitting code is not published; this module reconstructs it from the descri
    each neuron's weight spread evenly over the orbit.  (The median, which minimises the proof's
    coverage term ``sum |W - Wbar|``, is 0 for the partly covered circuits of trained S5 networks
    and leaves an ideal far from the network; with the mean the ideal's margin exceeds the *true*
-   deviation of the network from it on nearly every pair, see ``docs_proofs.md``.)
+   deviation of the network from it on nearly every pair, see the README's "Compact proofs of accuracy".)
 
 Choices that are ours, not the paper's: the thresholds, the candidate rho-sets, the mean, and
 neurons that fit no circuit being left to the deviation bound rather than dropped.
