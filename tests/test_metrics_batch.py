@@ -151,3 +151,17 @@ def test_default_batches_small_checkpoints_only_on_the_cpu(tmp_path, monkeypatch
     monkeypatch.setattr(E, "_SMALL_ELEMENTS", 36 * 16 - 1)              # now one element too many
     evaluate_run(run, progress=False, device="cpu")
     assert batched == [] and len(read_metrics_csv(run / "metrics.csv")) == 7
+
+
+def test_prefetch_batches_start_small_and_keep_checkpoint_order(monkeypatch):
+    """The first batches are small (the metrics start while the loaders fill the pipeline), then
+    ``size``; every checkpoint comes back once, in order, whichever loader thread made it."""
+    todo = [(epoch, tmp) for epoch, tmp in enumerate(f"epoch_{e}.pt" for e in range(40))]
+    with E._Prefetch(todo, torch.device("cpu"), ahead=16, workers=3) as loaded:
+        monkeypatch.setattr(loaded, "_load", lambda path: (None, path))
+        sizes, names = [], []
+        for batch in loaded.batches(16):
+            sizes.append(len(batch))
+            names += [future.result()[1] for _, _, future in batch]
+    assert sizes == [E._FIRST_BATCH, 2 * E._FIRST_BATCH, 16, 40 - 16 - 3 * E._FIRST_BATCH]
+    assert names == [f"epoch_{e}.pt" for e in range(40)]

@@ -101,9 +101,12 @@ class _Prefetch:
         return False
 
     def batches(self, size: int) -> Iterator[list]:
+        """Batches of at most ``size``, the first ones smaller (``_FIRST_BATCH``, doubling): the
+        caller starts computing while the loaders fill the pipeline, instead of waiting for a
+        whole batch."""
         pending: deque = deque()
         items = iter(self._todo)
-        batch = []
+        batch, target = [], min(size, _FIRST_BATCH)
         while True:
             while len(pending) < size + self._ahead:
                 item = next(items, None)
@@ -113,9 +116,12 @@ class _Prefetch:
             if not pending:
                 break
             batch.append(pending.popleft())
-            if len(batch) == size or not pending:
+            if len(batch) == target or not pending:
                 yield batch
-                batch = []
+                batch, target = [], min(size, 2 * target)
+
+
+_FIRST_BATCH = 4
 
 
 _SMALL_ELEMENTS = 1 << 20  # pairs x hidden of one checkpoint below which intra-op threads do not pay
