@@ -224,3 +224,21 @@ def test_process_backend_runs_jobs_in_workers_and_reports_failures(tmp_path):
     jobs, to_evaluate, invalid = experiments.plan_jobs(sorted(tmp_path.iterdir()))
     assert list(invalid) == ["broken_MLP_seed1"] and "LSTM" in invalid["broken_MLP_seed1"]
     assert [len(j.run_dirs) for j in jobs] == [2] and to_evaluate == []
+
+
+def test_an_invalid_cfg_json_is_a_recorded_failure(tmp_path, fake_pipeline):
+    """A run whose cfg.json does not load fails like any job: in the report, in ``failure.json``
+    (so ``--status`` shows why), and it is cleared once the config is fixed and the run trains."""
+    create_batch(tmp_path, "smoke", only="^C13_MLP_seed1$")
+    broken = tmp_path / "C13_MLP_seed2"
+    broken.mkdir()
+    (broken / "cfg.json").write_text('{"group": "C13", "model": "LSTM"}')
+    report = run_batch(tmp_path, retries=0)
+    assert list(report.failed) == ["C13_MLP_seed2"] and "LSTM" in report.failed["C13_MLP_seed2"]
+    failure = json.loads((broken / "failure.json").read_text())
+    assert failure["job"] == "train" and "invalid cfg.json" in failure["error"] and failure["attempts"] == 1
+    assert experiments.batch_status(tmp_path)["C13_MLP_seed2"]["failure"]["error"] == failure["error"]
+    fixed = json.loads((tmp_path / "C13_MLP_seed1" / "cfg.json").read_text())
+    (broken / "cfg.json").write_text(json.dumps({**fixed, "seed": 2}))
+    report = run_batch(tmp_path, retries=0)
+    assert report.failed == {} and not (broken / "failure.json").exists()

@@ -350,6 +350,8 @@ def run_batch(batch_dir: str | Path, *, only: str | None = None, final_only: boo
     train_jobs, to_evaluate, invalid = plan_jobs(run_dirs, device=device, final_only=final_only,
                                                  progress=inner_progress)
     report.failed.update(invalid)
+    for name, error in invalid.items():  # recorded like any failure, so `--status` shows it; cleared once it trains
+        record_failure(Job("train", (str(batch_dir / name),), device=device), error, "")
     pending_names = {d.name for job in train_jobs for d in map(Path, job.run_dirs)}
     pending_names |= {d.name for d in to_evaluate} | set(invalid)
     report.skipped = sorted(d.name for d in run_dirs if d.name not in pending_names)
