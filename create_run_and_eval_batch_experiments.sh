@@ -22,10 +22,14 @@ jobs="1"
 final_only=()
 
 usage() {
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 while [[ $# -gt 0 ]]; do
+    case "$1" in
+        --grid|--dir|--device|--jobs)
+            if [[ $# -lt 2 ]]; then echo "$1 needs a value (try --help)" >&2; exit 2; fi ;;
+    esac
     case "$1" in
         --grid) grid="$2"; shift 2 ;;
         --dir) dir="$2"; shift 2 ;;

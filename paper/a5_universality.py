@@ -8,6 +8,7 @@ The paper's A5 numbers cannot answer this (its 3-d irreps are not representation
 import sys, time, torch
 torch.set_num_threads(1)
 from rep_theory.algebra.groups import get_group
+from rep_theory.algebra.rhosets import min_rho_set_size
 from rep_theory.analysis.bases import IrrepBases
 from rep_theory.analysis.metrics import checkpoint_metrics, select_key_irreps
 from rep_theory.training.config import paper_defaults
@@ -20,6 +21,9 @@ t0 = time.time()
 cfgs = [paper_defaults("A5", "MLP", seed=s, lr=1e-2, num_epochs=epochs, log_every=500) for s in seeds]
 models, logs = fit(cfgs, device="cpu")
 bases = IrrepBases.for_group(G)
+print("irrep, dimension, smallest rho-set:",
+      [(r.name, r.dim, min_rho_set_size(G, r)) for r in G.irreps() if r.name != "trivial"])
+print("seed, test accuracy, key irreps, logit similarities:")
 for cfg, model, log in zip(cfgs, models, logs):
     split = make_split(G, cfg.frac_train, cfg.seed)
     m = checkpoint_metrics(model, bases, train_pairs=split.train)

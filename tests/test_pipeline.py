@@ -131,3 +131,12 @@ def test_script_rejects_unknown_arguments():
     proc = subprocess.run(["bash", str(SCRIPT), "--gird", "smoke"], cwd=ROOT, env=smoke_env(),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "unknown argument: --gird" in proc.stderr
+
+
+def test_script_help_is_its_comment_and_a_missing_value_is_named():
+    help_text = subprocess.run(["bash", str(SCRIPT), "--help"], cwd=ROOT, env=smoke_env(),
+                               capture_output=True, text=True, timeout=60).stdout
+    assert help_text.startswith("The paper's batch pipeline") and "set -euo" not in help_text
+    proc = subprocess.run(["bash", str(SCRIPT), "--dir", "x", "--grid"], cwd=ROOT, env=smoke_env(),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--grid needs a value" in proc.stderr and "unbound" not in proc.stderr

@@ -18,7 +18,7 @@ signs, a cyclic group only frequencies), so the report shows which irreps it pic
 are "non-abelian" ones, as in the paper's S5 and S6 results.  With the paper's learning rate
 (1e-3) S4 needs ~4000+ epochs and some seeds fail to generalise by then; at 1e-2 every seed we
 tried (1-8) generalised (test accuracy 1.0) between epochs 700 and 1200 and reached a test loss
-near 1e-6 by epoch 3000, which takes about a minute on two CPU cores.
+near 1e-6 by epoch 3000, which takes 15-20 s on two idle CPU cores.
 ``quick``: S4 at half the width, 80% of pairs, learning rate 3e-2, 500 epochs: for tests and
 notebooks on CPU (seeds 1-3 generalised by epoch 320-380; a few seconds of training).
 ``paper-s5``: the paper's S5 MLP configuration (250k epochs): for a GPU.

@@ -26,7 +26,7 @@ class DemoPreset:
 
 PRESETS: dict[str, DemoPreset] = {
     "default": DemoPreset("S4", num_epochs=3000, frac_train=0.7, lr=1e-2,
-                          description="S4, paper MLP, lr 1e-2, 3000 epochs (about a minute on 2 CPU cores)"),
+                          description="S4, paper MLP, lr 1e-2, 3000 epochs (15-20 s on 2 idle CPU cores)"),
     "quick": DemoPreset("S4", num_epochs=500, frac_train=0.8, lr=3e-2, embed_dim=128,
                         hidden_dim=64, log_every=10,
                         description="S4, half-width MLP, lr 3e-2, 500 epochs (tests, notebooks on CPU)"),
