@@ -9,15 +9,42 @@ import torch
 __all__ = ["resolve_device", "describe_device", "available_cores", "choose_threads", "set_threads"]
 
 
+def parse_device(device: str | torch.device | None) -> torch.device | None:
+    """``device`` as a ``torch.device`` (``None`` for ``None`` or ``"auto"``), without asking whether
+    it is present here; ``ValueError`` naming the value when it is not a device at all.
+
+    >>> parse_device("cuda:1"), parse_device("auto")
+    (device(type='cuda', index=1), None)
+    """
+    if device is None or str(device) == "auto":
+        return None
+    if isinstance(device, torch.device):
+        return device
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {device!r}: expected auto, cpu, cuda or cuda:K") from None
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``None`` or ``"auto"``: CUDA when present, else the CPU; anything else as ``torch.device(device)``.
+    """``None`` or ``"auto"``: CUDA when present, else the CPU; anything else as ``torch.device(device)``,
+    checked to exist here (``ValueError`` naming it otherwise: a bad name, no CUDA, no such GPU).
 
     >>> resolve_device("cpu")
     device(type='cpu')
     """
-    if device is None or str(device) == "auto":
+    parsed = parse_device(device)
+    if parsed is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    if parsed.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {str(device)!r}: CUDA is not available on this machine; use cpu or auto")
+        if parsed.index is not None and parsed.index >= torch.cuda.device_count():
+            raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
+                             f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
+    elif parsed.type != "cpu":
+        raise ValueError(f"device {str(device)!r}: expected auto, cpu, cuda or cuda:K")
+    return parsed
 
 
 def describe_device(device: torch.device) -> str:

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 __all__ = ["atomic_write_bytes", "atomic_write_text", "atomic_write_json", "save_checked",
-           "load_checked", "CorruptFileError", "sha256_bytes", "content_digest"]
+           "load_checked", "is_checked_file", "CorruptFileError", "sha256_bytes", "content_digest"]
 
 _MAGIC = b"REPTHEORY-CHECKED-1\n"
 
@@ -82,6 +82,12 @@ def save_checked(path: str | os.PathLike, obj: Any) -> Path:
     payload = buffer.getvalue()
     header = _MAGIC + sha256_bytes(payload).encode("ascii") + b"\n"
     return atomic_write_bytes(path, header + payload)
+
+
+def is_checked_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` starts with the header of a file written by :func:`save_checked`."""
+    with open(path, "rb") as fh:
+        return fh.read(len(_MAGIC)) == _MAGIC
 
 
 def content_digest(path: str | os.PathLike) -> str:

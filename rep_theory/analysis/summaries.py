@@ -170,7 +170,8 @@ def collect_runs(batch_dir: str | Path, *, only: str | None = None) -> tuple[lis
     """
     batch_dir = Path(batch_dir)
     if not batch_dir.is_dir():
-        raise FileNotFoundError(f"batch directory {batch_dir} does not exist")
+        raise (NotADirectoryError(f"{batch_dir} is a file; expected a batch directory of run directories")
+               if batch_dir.exists() else FileNotFoundError(f"batch directory {batch_dir} does not exist"))
     pattern = re.compile(only) if only else None
     runs, pending = [], []
     for run_dir in sorted(p for p in batch_dir.iterdir() if (p / "cfg.json").is_file()):

@@ -63,10 +63,21 @@ def main(argv: list[str] | None = None) -> int:
     except RunLockedError as err:
         print(f"rep-theory {args.command}: busy: {err}; wait for it to finish", file=sys.stderr)
         return 75
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"rep-theory {args.command}: error: {message}", file=sys.stderr)
+    except (ValueError, OSError, KeyError) as err:
+        print(f"rep-theory {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _one_line(err: Exception) -> str:
+    """The message of an expected error: an OS error as ``path: what is wrong`` (``afile/x: Not a
+    directory``, rather than ``[Errno 20] ...``), a ``KeyError`` without its quotes."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        where = f"{err.filename} -> {err.filename2}" if err.filename2 is not None else str(err.filename)
+        hints = {NotADirectoryError: " (a folder on that path is a file)", IsADirectoryError: " (expected a file)"}
+        return f"{where}: {err.strerror}{hints.get(type(err), '')}"
+    if isinstance(err, KeyError) and err.args:
+        return str(err.args[0])
+    return str(err)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rep_theory.cli import arguments
 from rep_theory.pipeline.presets import PRESETS
 
 _STAGES = ("train", "evaluate", "figures", "tables")
@@ -23,7 +24,7 @@ def register(subparsers) -> None:
     p.add_argument("--grid", default="paper",
                    help="grid name (paper, paper-s5-50, paper-width, smoke) or a JSON grid file "
                         "(schema: the README's Grids section)")
-    p.add_argument("--only", default=None, help="regular expression: create only matching run names")
+    p.add_argument("--only", type=arguments.regex, default=None, help="regular expression: create only matching run names")
     p.set_defaults(handler=_create)
 
     p = subparsers.add_parser(
@@ -33,11 +34,12 @@ def register(subparsers) -> None:
                     "complete, resumes what was interrupted, retries what failed. Exit status: "
                     "number of failed runs (at most 100).")
     p.add_argument("batch_dir", type=Path)
-    p.add_argument("--only", default=None, help="regular expression over run names")
+    p.add_argument("--only", type=arguments.regex, default=None, help="regular expression over run names")
     p.add_argument("--final-only", action="store_true",
                    help="evaluate only the final model (no per-checkpoint metrics, no learning order)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
-    p.add_argument("--jobs", type=int, default=1,
+    p.add_argument("--device", type=arguments.device_name, default="auto",
+                   help="auto (CUDA when present), cpu, cuda, cuda:1, ... (checked where each job runs)")
+    p.add_argument("--jobs", type=arguments.positive_int, default=1,
                    help="jobs run in parallel (worker processes; local backend)")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local (this machine; --jobs processes) or ray (one Ray task per job; "
@@ -48,7 +50,7 @@ def register(subparsers) -> None:
     p.add_argument("--gpus-per-job", type=float, default=None,
                    help="GPUs per Ray job, in [0, 1] (0.25 packs 4 jobs per GPU); default 1 "
                         "when the cluster has GPUs, else 0")
-    p.add_argument("--retries", type=int, default=1, help="retries of a failed job")
+    p.add_argument("--retries", type=arguments.non_negative_int, default=1, help="retries of a failed job")
     p.add_argument("--no-figures", action="store_true", help="skip the batch figures")
     p.add_argument("--stage", action="append", choices=_STAGES, default=None,
                    help="run only this stage (repeatable; default: all four in order)")
@@ -62,7 +64,7 @@ def register(subparsers) -> None:
                     "and a comparison with the paper's values, written to BATCH_DIR/tables/.")
     p.add_argument("batch_dir", type=Path)
     p.add_argument("--out", type=Path, default=None, help="output folder (default BATCH_DIR/tables)")
-    p.add_argument("--only", default=None, help="regular expression over run names")
+    p.add_argument("--only", type=arguments.regex, default=None, help="regular expression over run names")
     p.set_defaults(handler=_tables)
 
     p = subparsers.add_parser(
@@ -71,7 +73,7 @@ def register(subparsers) -> None:
                     "irrep dimension, training curves of all seeds, per-neuron irreps (HTML).")
     p.add_argument("batch_dir", type=Path)
     p.add_argument("--out", type=Path, default=None, help="output folder (default BATCH_DIR/figures)")
-    p.add_argument("--only", default=None, help="regular expression over run names")
+    p.add_argument("--only", type=arguments.regex, default=None, help="regular expression over run names")
     p.add_argument("--paper", action="store_true",
                    help="draw the paper's 132 runs (shipped reference data) instead of BATCH_DIR's")
     p.set_defaults(handler=_figures)
@@ -92,7 +94,7 @@ def register(subparsers) -> None:
     p.add_argument("--frac-train", type=float, default=None,
                    help="fraction of the pairs to train on (default: the preset's or the group's)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", type=arguments.device, default="auto")
     p.set_defaults(handler=_demo)
 
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from rep_theory.analysis.thresholds import KEY_THRESHOLD, ORDER_RULES, ORDER_THRESHOLD
+from rep_theory.cli import arguments
 
 
 def register(subparsers) -> None:
@@ -18,14 +19,14 @@ def register(subparsers) -> None:
                     "Checkpoints already in metrics.csv are skipped.")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directory (cfg.json, model.pt, checkpoints/)")
     p.add_argument("--final", action="store_true", help="evaluate only the final model (model.pt)")
-    p.add_argument("--key-threshold", type=float, default=KEY_THRESHOLD,
+    p.add_argument("--key-threshold", type=arguments.finite_float, default=KEY_THRESHOLD,
                    help=f"final logit similarity above which an irrep is key (default {KEY_THRESHOLD})")
-    p.add_argument("--order-threshold", type=float, default=ORDER_THRESHOLD,
+    p.add_argument("--order-threshold", type=arguments.finite_float, default=ORDER_THRESHOLD,
                    help=f"similarity at which a key irrep counts as learnt (default {ORDER_THRESHOLD})")
     p.add_argument("--order-rule", choices=ORDER_RULES, default="package",
                    help="learning order: 'package' (first crossing, ties by similarity) or 'paper' (the "
                         "paper's: at most one irrep per checkpoint, in key-irrep order); default package")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:<k>")
+    p.add_argument("--device", type=arguments.device, default="auto", help="auto (CUDA when present), cpu, cuda, cuda:<k>")
     p.add_argument("--no-figures", action="store_true", help="do not write figures/")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(handler=_eval)

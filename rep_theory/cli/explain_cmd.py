@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from rep_theory.cli import arguments
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser("subgroups", help="print a group's conjugacy classes of subgroups",
@@ -43,8 +45,8 @@ def register(subparsers) -> None:
                     "universality.md and universality.html.")
     p.add_argument("batch_dir", metavar="BATCH_DIR")
     p.add_argument("--out", metavar="DIR", help="output folder (default BATCH_DIR)")
-    p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the seeds (default 1000)")
-    p.add_argument("--seed", type=int, default=0, help="bootstrap RNG seed (default 0)")
+    p.add_argument("--resamples", type=arguments.positive_int, default=1000, help="bootstrap resamples of the seeds (default 1000)")
+    p.add_argument("--seed", type=arguments.non_negative_int, default=0, help="bootstrap RNG seed (default 0)")
     p.set_defaults(handler=_universality)
 
 

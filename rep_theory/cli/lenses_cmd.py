@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from rep_theory.cli import arguments
+
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
@@ -24,7 +26,7 @@ def register(subparsers) -> None:
                         "resid_mid, mlp_post for a transformer)")
     p.add_argument("--table", action="store_true", help="PATH is a batch directory: print the batch table")
     p.add_argument("--seed", type=int, default=0, help="seed of the stochastic lenses (default 0)")
-    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:<k>")
+    p.add_argument("--device", type=arguments.device, default="auto", help="auto (CUDA when present), cpu, cuda, cuda:<k>")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     p.set_defaults(handler=_lenses)
 

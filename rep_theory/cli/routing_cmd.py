@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 import math
 
+from rep_theory.cli import arguments
 from rep_theory.training.route_spec import MASK_MODES, REST_MODES
 
 __all__ = ["register", "add_route_arguments", "route_from_args"]
@@ -64,7 +65,7 @@ def register(subparsers) -> None:
                    help="route the pairs of this subgroup instead of the irrep's target component (--irrep is then "
                         "only measured)")
     p.add_argument("--seeds", type=int, default=d.seeds, metavar="N", help=f"seeds 1..N (default {d.seeds})")
-    p.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda, cuda:K")
+    p.add_argument("--device", type=arguments.device, default="auto", metavar="D", help="auto (default), cpu, cuda, cuda:K")
     for name, kind, help_ in (("units", int, "designated units"), ("expand", int, "hidden units added"),
                               ("epochs", int, "training epochs"), ("hidden-dim", int, "hidden units before expansion"),
                               ("embed-dim", int, "embedding width"), ("frac-train", float, "fraction of pairs trained on"),

@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from rep_theory.cli import arguments
 from rep_theory.cli.routing_cmd import add_route_arguments, route_from_args
 from rep_theory.training.constants import DEFAULT_RESUME_EVERY_S, MODEL_SHORT_NAMES
 
@@ -41,9 +42,9 @@ def register(subparsers) -> None:
         "train", help="train or resume run directories (runs differing only in seed train as one batch)",
         description="Train each RUN_DIR, or resume it from its newest resume state; finished runs are skipped.")
     train.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
-    train.add_argument("--device", default=None, metavar="D",
+    train.add_argument("--device", type=arguments.device, default=None, metavar="D",
                        help="auto (CUDA when present, else CPU), cpu, cuda, cuda:K; default: each cfg's device")
-    train.add_argument("--resume-every", type=float, default=DEFAULT_RESUME_EVERY_S, metavar="SECONDS",
+    train.add_argument("--resume-every", type=arguments.non_negative_float, default=DEFAULT_RESUME_EVERY_S, metavar="SECONDS",
                        help=f"seconds between resume states (default {DEFAULT_RESUME_EVERY_S:g})")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     train.set_defaults(handler=_train)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from rep_theory.cli import arguments
+
 
 def register(subparsers) -> None:
     from rep_theory.explain.proofs.methods import METHODS
@@ -18,7 +20,7 @@ def register(subparsers) -> None:
     p.add_argument("path", metavar="RUN_DIR|BATCH_DIR")
     p.add_argument("--method", action="append", choices=METHODS, dest="methods",
                    help="verifier to run (repeatable; default: brute, rhoset and fourier)")
-    p.add_argument("--device", default="cpu", help="where to load the model (the proofs run in float64 on the CPU)")
+    p.add_argument("--device", type=arguments.device, default="cpu", help="where to load the model (the proofs run in float64 on the CPU)")
     p.add_argument("--table", action="store_true", help="print the table of BATCH_DIR instead of verifying")
     p.add_argument("--n-cores", type=_sizes("n_cores"), default=1, metavar="C[,C...]|auto",
                    help="fourier methods: cores per key irrep (default 1); several, or 'auto' (1,2,3,6): "

@@ -148,7 +148,8 @@ def batch_lens_table(batch_dir: str | os.PathLike) -> str:
     """
     batch_dir = Path(batch_dir)
     if not batch_dir.is_dir():
-        raise FileNotFoundError(f"batch directory {batch_dir} does not exist")
+        raise (NotADirectoryError(f"{batch_dir} is a file; expected a batch directory of run directories")
+               if batch_dir.exists() else FileNotFoundError(f"batch directory {batch_dir} does not exist"))
     run_dirs = sorted(p for p in batch_dir.iterdir() if (p / "cfg.json").is_file())
     if not run_dirs:
         raise FileNotFoundError(f"{batch_dir} holds no run directories (subfolders with cfg.json)")

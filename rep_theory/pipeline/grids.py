@@ -203,6 +203,8 @@ def create_batch(batch_dir: str | Path, grid: str | Path | Mapping[str, Any] = "
     if only:
         pattern = re.compile(only)
         runs = [r for r in runs if pattern.search(r.name)]
+        if not runs:
+            raise ValueError(f"no run of the grid matches --only {only!r}; nothing created")
     batch_dir.mkdir(parents=True, exist_ok=True)
     created, existing = [], []
     for run in runs:

@@ -31,7 +31,7 @@ import torch
 
 from rep_theory.algebra.groups import Group, get_group
 from rep_theory.algebra.paper_order import package_to_paper
-from rep_theory.io import atomic_write_json, save_checked
+from rep_theory.io import atomic_write_json, is_checked_file, save_checked
 from rep_theory.training.config import load_config
 from rep_theory.training.models import make_model
 
@@ -79,7 +79,13 @@ def import_paper_run(paper_run_dir: str | Path, out_run_dir: str | Path, *, over
     if (dst / "model.pt").exists() and not overwrite:
         raise FileExistsError(f"{dst / 'model.pt'} exists; pass overwrite=True (--overwrite) to replace it")
     cfg = load_config(src).replace(paper_order=True)
-    paper_state = torch.load(src / "model.pt", map_location="cpu", weights_only=True)
+    try:
+        paper_state = torch.load(src / "model.pt", map_location="cpu", weights_only=True)
+    except Exception as err:  # a checked file of this package, a truncated or foreign file: pickle, zip, index errors
+        hint = " (it is a rep-theory checked file: is the folder already a rep-theory run?)" if is_checked_file(
+            src / "model.pt") else ""
+        raise ValueError(f"{src / 'model.pt'} is not a checkpoint of the paper's code{hint}: "
+                         f"{type(err).__name__}: {err}") from None
     if not isinstance(paper_state, dict):
         raise ValueError(f"{src / 'model.pt'}: expected a state dict, got {type(paper_state).__name__}")
     G = get_group(cfg.spec)

@@ -37,6 +37,7 @@ from rep_theory.device import resolve_device
 from rep_theory.io import atomic_write_text
 from rep_theory.training.config import RunConfig
 from rep_theory.training.route_spec import parse_route
+from rep_theory.training.routing import check_route
 from rep_theory.pipeline.routing_experiment import RoutingExperiment
 from rep_theory.training.rundir import MODEL_NAME, new_run, stamp_matches
 from rep_theory.training.train import train_runs
@@ -60,6 +61,7 @@ def routing_configs(exp: RoutingExperiment, device: str = "auto") -> dict[str, l
     shared = dict(group=exp.group, model="OneLayerMLP", num_epochs=exp.num_epochs, embed_dim=exp.embed_dim,
                   frac_train=exp.frac_train, lr=exp.lr, log_every=exp.log_every, device=device)
     route = parse_route(exp.route(), hidden_dim=exp.hidden_dim, model="OneLayerMLP")
+    check_route(get_group(exp.group), route)   # before any run of either arm is created
     return {"routed": [RunConfig(seed=s, hidden_dim=exp.hidden_dim, route=route, **shared)
                        for s in range(1, exp.seeds + 1)],
             "unrouted": [RunConfig(seed=s, hidden_dim=exp.hidden_dim + exp.expand, **shared)

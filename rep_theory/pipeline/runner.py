@@ -55,12 +55,23 @@ FAILURE_NAME = "failure.json"
 # Batch status
 # --------------------------------------------------------------------------------------------
 def _run_dirs(batch_dir: Path, only: str | None) -> list[Path]:
+    if batch_dir.exists() and not batch_dir.is_dir():
+        raise NotADirectoryError(f"{batch_dir} is a file; expected a batch directory of run directories")
     if not batch_dir.is_dir():
         raise FileNotFoundError(f"batch directory {batch_dir} does not exist; create it with "
                                 f"`rep-theory create {batch_dir} --grid NAME`")
     pattern = re.compile(only) if only else None
-    return sorted(p for p in batch_dir.iterdir() if (p / "cfg.json").is_file()
+    runs = sorted(p for p in batch_dir.iterdir() if (p / "cfg.json").is_file()
                   and (pattern is None or pattern.search(p.name)))
+    if not runs:  # nothing to do is almost always a wrong path or pattern: say so
+        if (batch_dir / "cfg.json").is_file():
+            raise ValueError(f"{batch_dir} is a run directory, not a batch directory of runs; "
+                             f"pass its parent, or use `rep-theory train/eval {batch_dir}`")
+        if only:
+            raise ValueError(f"no run directory in {batch_dir} matches --only {only!r}")
+        raise ValueError(f"{batch_dir} holds no run directories (sub-folders with a cfg.json); "
+                         f"create them with `rep-theory create {batch_dir} --grid NAME`")
+    return runs
 
 
 def batch_status(batch_dir: str | Path, *, only: str | None = None,

@@ -51,7 +51,7 @@ from rep_theory.training.batched import BatchedOneLayerMLP
 from rep_theory.training.data import make_split
 from rep_theory.training.route_spec import RouteSpec
 
-__all__ = ["Router", "routed_logits", "isotypic_projector", "route_subgroup", "subgroup_pair_mask",
+__all__ = ["Router", "routed_logits", "isotypic_projector", "route_subgroup", "check_route", "subgroup_pair_mask",
            "ablate_units", "finetune_ablated", "make_router"]
 
 
@@ -77,6 +77,17 @@ def route_subgroup(G: Group, spec: RouteSpec) -> tuple[int, ...]:
         raise ValueError(f"route.index={spec.index}: {G.name} has only {len(named)} subgroup(s) named "
                          f"{spec.target!r} (indices 0..{len(named) - 1})")
     return named[spec.index].elements
+
+
+def check_route(G: Group, spec: RouteSpec) -> None:
+    """``ValueError`` naming the problem when ``spec``'s irrep or subgroup is not one of ``G``'s:
+    checked when a run is created, so that a bad route fails there and not when it trains."""
+    if spec.kind == "irrep":
+        names = [rho.name for rho in G.irreps()]
+        if spec.target not in names:
+            raise ValueError(f"route.irrep={spec.target!r}: not an irrep of {G.name}; expected one of {names}")
+    else:
+        route_subgroup(G, spec)
 
 
 def subgroup_pair_mask(G: Group, elements: Sequence[int]) -> torch.Tensor:

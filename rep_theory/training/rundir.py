@@ -72,8 +72,13 @@ _STATE_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
 
 # --- creating a run and reading its weights ----------------------------------------------------------
 def new_run(run_dir: str | os.PathLike, cfg: RunConfig) -> Path:
-    """Create ``run_dir`` with ``cfg.json``; an existing different cfg.json is an error (same: no-op)."""
+    """Create ``run_dir`` with ``cfg.json``; an existing different cfg.json is an error (same: no-op).
+    A route is checked against the group first (its irrep or subgroup must be the group's)."""
     run_dir = Path(run_dir)
+    if cfg.route is not None:
+        from rep_theory.training.routing import check_route  # the group's subgroups: only for routed runs
+
+        check_route(get_group(cfg.spec), cfg.route)
     path = run_dir / CONFIG_NAME
     if path.exists():
         existing = load_config(run_dir)

@@ -124,6 +124,10 @@ def verify_run(run_dir: str | os.PathLike, methods: Sequence[str] = ("brute", "r
     G = get_group(cfg.spec)
     stamp = file_stamp(Path(run_dir) / MODEL_NAME)
     model = load_run_model(run_dir, device=device)
+    try:  # before any method runs, so that an unsupported network leaves no partial results
+        mlp_matrices(model)
+    except TypeError as err:
+        raise ValueError(f"{run_dir}: {err}") from None
     out = {}
     for method in tqdm(list(methods), desc=f"verify {Path(run_dir).name}", disable=not progress):
         options = dict((fit_options or {}).get(method, {}))

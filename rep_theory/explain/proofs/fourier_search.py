@@ -56,6 +56,9 @@ def parse_sizes(text: str, name: str):
         values = tuple(int(v) for v in text.split(","))
     except ValueError:
         raise ValueError(f"{name}: expected an int, a comma-separated list of ints or 'auto', got {text!r}") from None
+    least = 1 if name == "n_cores" else 0
+    if min(values) < least:
+        raise ValueError(f"{name}: expected values >= {least}, got {text!r}")
     return values if "," in text else values[0]
 
 
