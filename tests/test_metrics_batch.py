@@ -9,9 +9,8 @@ import torch
 
 import rep_theory.analysis.evaluate as E
 from rep_theory.analysis.evaluate import evaluate_run
-from rep_theory.analysis.metrics import IrrepBases, checkpoint_aggregates, checkpoint_metrics
-from rep_theory.analysis.metrics_batch import (checkpoint_metrics_many, ckpt_batch_size, metrics_from_aggregates,
-                                             pair_mask)
+from rep_theory.analysis.metrics import IrrepBases, checkpoint_aggregates, checkpoint_metrics, pair_mask
+from rep_theory.analysis.metrics_batch import checkpoint_metrics_many, ckpt_batch_size, metrics_from_aggregates
 from rep_theory.training.config import RunConfig
 from rep_theory.training.data import make_split
 from rep_theory.training.models import make_model

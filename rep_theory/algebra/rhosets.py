@@ -142,6 +142,8 @@ def rho_set(G: Group | str, rho, b=None, *, atol: float = 1e-8) -> RhoSet:
     differ by at most ``atol`` (max-norm); a ``ValueError`` reports a tolerance so loose that the
     near-stabiliser is not a subgroup.
     """
+    if not atol >= 0:
+        raise ValueError(f"atol must be >= 0, got {atol}")
     G = get_group(G)
     r = _irrep(G, rho)
     if b is None:

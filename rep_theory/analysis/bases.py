@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from rep_theory.algebra.groups import Group, get_group
+from rep_theory.device import resolve_device
 
 __all__ = ["IrrepBases", "orthonormal_basis", "project", "fve", "aggregate_pairs"]
 
@@ -109,7 +110,7 @@ class IrrepBases:
         Memoised by the Cayley table's content (:attr:`Group.digest`), not the name: two groups may
         share a name but not a table."""
         G = get_group(group)
-        device = torch.device(device if device is not None else "cpu")
+        device = resolve_device(device if device is not None else "cpu")   # a bad or absent device: a named error
         key = (G.digest, str(device))
         cached = cls._memo.get(key)
         if cached is None:

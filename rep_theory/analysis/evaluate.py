@@ -48,8 +48,8 @@ from tqdm.auto import tqdm
 from rep_theory.algebra.groups import get_group
 from rep_theory.analysis.metrics import (KEY_THRESHOLD, ORDER_RULES, ORDER_THRESHOLD, CheckpointAggregates, IrrepBases,
                                          checkpoint_aggregates, checkpoint_metrics, learning_order, metric_names,
-                                         select_key_irreps)
-from rep_theory.analysis.metrics_batch import ckpt_batch_size, metrics_from_aggregates, pair_mask
+                                         pair_mask, select_key_irreps)
+from rep_theory.analysis.metrics_batch import ckpt_batch_size, metrics_from_aggregates
 from rep_theory.device import resolve_device
 from rep_theory.io import atomic_write_json
 from rep_theory.training.config import load_config
@@ -202,6 +202,12 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         raise FileNotFoundError(f"{final_path} not found: evaluate needs the final model of {run_dir}")
     if order_rule not in ORDER_RULES:
         raise ValueError(f"order_rule must be one of {ORDER_RULES}, got {order_rule!r}")
+    for name, value in (("key_threshold", key_threshold), ("order_threshold", order_threshold)):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value}")
+    for name, value in (("ckpt_batch", ckpt_batch), ("chunk_size", chunk_size)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be None or >= 1, got {value}")
     cfg = load_config(run_dir)
     dev = resolve_device(device)
     G = get_group(cfg.spec)  # the one parse of the spec; the Group flows down from here

@@ -63,7 +63,8 @@ from rep_theory.analysis.thresholds import KEY_THRESHOLD, ORDER_RULES, ORDER_THR
 
 __all__ = [
     "orthonormal_basis", "project", "fve", "aggregate_pairs", "product_kernel", "logit_similarity",
-    "shifted_cross_entropy_sums", "IrrepBases", "CheckpointAggregates", "checkpoint_aggregates", "checkpoint_metrics",
+    "shifted_cross_entropy_sums", "IrrepBases", "CheckpointAggregates", "pair_mask", "checkpoint_aggregates",
+    "checkpoint_metrics",
     "metric_names", "select_key_irreps", "learning_order",
     "KEY_THRESHOLD", "ORDER_THRESHOLD", "ORDER_RULES", "CYCLIC_HIDDEN_BASIS_KEYS",
 ]
@@ -286,6 +287,27 @@ class CheckpointAggregates:
     H: torch.Tensor | None        # [pair, hidden] hidden layer (model dtype), kept for pass 2 when store is None
 
 
+def pair_mask(pairs: torch.Tensor, bases: IrrepBases) -> torch.Tensor:
+    """``[pair]`` bool on ``bases.device``: True at the pair indices ``pairs``, a 1-d integer tensor of
+    distinct indices in ``[0, n^2)``, not empty (the training pairs; the rest may be empty)."""
+    n_pairs = bases.n * bases.n
+    if not isinstance(pairs, torch.Tensor):
+        raise TypeError(f"train_pairs must be a 1-d LongTensor of pair indices, got {type(pairs).__name__}")
+    if pairs.ndim != 1 or pairs.dtype.is_floating_point or pairs.dtype.is_complex or pairs.dtype == torch.bool:
+        raise ValueError(f"train_pairs must be a 1-d integer tensor of pair indices a*n + b, got shape "
+                         f"{tuple(pairs.shape)} and dtype {pairs.dtype}")
+    if pairs.numel() == 0:
+        raise ValueError("train_pairs is empty: the training metrics need at least one training pair")
+    low, high = int(pairs.min()), int(pairs.max())
+    if low < 0 or high >= n_pairs:
+        raise ValueError(f"train_pairs must lie in [0, {n_pairs}) for {bases.group.name}, got values from {low} to {high}")
+    mask = torch.zeros(n_pairs, dtype=torch.bool, device=bases.device)
+    mask[pairs.to(bases.device)] = True
+    if int(mask.sum()) != pairs.numel():
+        raise ValueError(f"train_pairs repeats pair indices ({pairs.numel()} given, {int(mask.sum())} distinct)")
+    return mask
+
+
 def checkpoint_aggregates(model, bases: IrrepBases, *, train_mask: torch.Tensor,
                           chunk_size: int | None = None) -> CheckpointAggregates:
     """Pass 1 over all pairs of ``model``, in chunks of whole rows ``a`` (``train_mask [pair]`` bool).
@@ -391,9 +413,15 @@ def checkpoint_metrics(model, bases: IrrepBases | Group | str, *, train_pairs: t
         bases = IrrepBases.for_group(bases)
     n, dev = bases.n, bases.device
     n_pairs = n * n
+    if not callable(getattr(model, "hidden_all_pairs", None)):
+        raise TypeError(f"model must be one of rep_theory.training.models' networks (with hidden_all_pairs), "
+                        f"got {type(model).__name__}")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if not math.isfinite(key_threshold):
+        raise ValueError(f"key_threshold must be a finite number, got {key_threshold}")
     with torch.inference_mode():
-        train_mask = torch.zeros(n_pairs, dtype=torch.bool, device=dev)
-        train_mask[train_pairs.to(dev)] = True
+        train_mask = pair_mask(train_pairs, bases)
         train_idx = torch.arange(n_pairs, device=dev)[train_mask]
         agg = checkpoint_aggregates(model, bases, train_mask=train_mask, chunk_size=chunk_size)
         U64, E_left, E_right = agg.U64, agg.E_left, agg.E_right

@@ -33,9 +33,9 @@ import torch.nn.functional as F
 
 from rep_theory.analysis.bases import IrrepBases
 from rep_theory.analysis.metrics import (_STORE_BYTES, KEY_THRESHOLD, CheckpointAggregates, checkpoint_aggregates,
-                                         label_slots, product_kernel)
+                                         label_slots, pair_mask, product_kernel)
 
-__all__ = ["checkpoint_metrics_many", "metrics_from_aggregates", "pair_mask", "ckpt_batch_size", "MAX_CKPT_BATCH"]
+__all__ = ["checkpoint_metrics_many", "metrics_from_aggregates", "ckpt_batch_size", "MAX_CKPT_BATCH"]
 
 MAX_CKPT_BATCH = 64
 """Checkpoints per pass at most (beyond this the overhead is already amortised)."""
@@ -119,13 +119,6 @@ def checkpoint_metrics_many(model, states: Sequence[Mapping[str, torch.Tensor]],
             aggregates.append(checkpoint_aggregates(model, bases, train_mask=train_mask, chunk_size=chunk_size))
     return metrics_from_aggregates(aggregates, bases, train_pairs=train_pairs, key_irreps=key_irreps,
                                    key_threshold=key_threshold, epochs=epochs)
-
-
-def pair_mask(pairs: torch.Tensor, bases: IrrepBases) -> torch.Tensor:
-    """``[pair]`` bool on ``bases.device``: True at the pair indices ``pairs``."""
-    mask = torch.zeros(bases.n * bases.n, dtype=torch.bool, device=bases.device)
-    mask[pairs.to(bases.device)] = True
-    return mask
 
 
 def metrics_from_aggregates(aggregates: Sequence[CheckpointAggregates], bases: IrrepBases, *,

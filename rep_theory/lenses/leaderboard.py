@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from rep_theory.algebra.groups import Group
 from rep_theory.analysis.metrics import KEY_THRESHOLD, IrrepBases
+from rep_theory.device import resolve_device
 from rep_theory.lenses.base import LensResult
 from rep_theory.lenses.irrep_energy import site_irrep_subspaces
 from rep_theory.lenses.lib import lib_lens
@@ -113,7 +114,7 @@ def lens_leaderboard(model: GroupModel, G: Group, *, lenses: Sequence[str] | Non
     """
     names = check_lenses(lenses)
     if device is not None:
-        model = model.to(device)
+        model = model.to(resolve_device(device))
     ctx = SiteContext(model, G)
     site_names = check_sites(model, sites)
     bases = IrrepBases.for_group(G, ctx.device)

@@ -21,12 +21,14 @@ Conventions:
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 import torch
 
 from rep_theory.algebra.groups import Group, get_group
 from rep_theory.algebra.paper_order import PAPER_ORDERED_GROUPS, paper_to_package
+from rep_theory.device import resolve_device
 
 __all__ = ["all_pairs", "pair_labels", "split_permutation", "n_train_pairs", "train_test_split",
            "paper_train_test_split", "element_permutation", "PairSplit", "make_split"]
@@ -63,8 +65,14 @@ def train_test_split(n: int, frac_train: float, seed: int,
     ``element_perm`` (``[n]``, ``element_perm[i]`` = package index of the split's element ``i``)
     maps a split drawn over another element order, e.g. ``paper_to_package("S5")``.
     """
-    if not 0 < frac_train < 1:
-        raise ValueError(f"frac_train must lie in (0, 1), got frac_train={frac_train!r}")
+    if not isinstance(frac_train, numbers.Real) or isinstance(frac_train, bool) or not 0 < frac_train < 1:
+        raise ValueError(f"frac_train must be a number in (0, 1), got frac_train={frac_train!r}")
+    if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or not 0 <= seed < 2 ** 63:
+        raise ValueError(f"seed must be an integer in [0, 2^63), got seed={seed!r}")
+    k = n_train_pairs(n, frac_train)
+    if not 0 < k < n * n:
+        raise ValueError(f"frac_train={frac_train} leaves an empty train or test set for {n * n} pairs "
+                         f"({k} training pairs)")
     perm = split_permutation(n, seed)
     if element_perm is not None:
         element_perm = torch.as_tensor(element_perm, dtype=torch.long).cpu()
@@ -72,7 +80,6 @@ def train_test_split(n: int, frac_train: float, seed: int,
             raise ValueError(f"element_perm must be a permutation of 0..{n - 1} of shape [{n}], "
                              f"got shape {tuple(element_perm.shape)}")
         perm = element_perm[perm // n] * n + element_perm[perm % n]
-    k = n_train_pairs(n, frac_train)
     return perm[:k].clone(), perm[k:].clone()
 
 
@@ -139,4 +146,4 @@ def make_split(group: Group | str, frac_train: float, seed: int, *, paper_order:
     G = get_group(group)
     train, test = train_test_split(G.order, frac_train, seed,
                                    element_perm=element_permutation(G, paper_order))
-    return PairSplit(G.order, train, test, pair_labels(G)).to(device or "cpu")
+    return PairSplit(G.order, train, test, pair_labels(G)).to(resolve_device(device or "cpu"))

@@ -33,6 +33,7 @@ import csv
 import dataclasses
 import json
 import io
+import numbers
 import os
 import re
 from pathlib import Path
@@ -42,6 +43,7 @@ import torch
 
 from rep_theory.algebra.groups import Group, get_group
 from rep_theory import __version__
+from rep_theory.device import resolve_device
 from rep_theory.locks import LOCK_NAME, RunLockedError, run_lock  # noqa: F401 (part of this contract)
 from rep_theory.io import CorruptFileError, atomic_write_json, atomic_write_text, content_digest, load_checked
 from rep_theory.training.config import RunConfig, load_config
@@ -74,6 +76,10 @@ _STATE_KEYS = ("model", "state_dict", "model_state_dict", "model_state")
 def new_run(run_dir: str | os.PathLike, cfg: RunConfig) -> Path:
     """Create ``run_dir`` with ``cfg.json``; an existing different cfg.json is an error (same: no-op).
     A route is checked against the group first (its irrep or subgroup must be the group's)."""
+    if not isinstance(cfg, RunConfig):
+        raise TypeError(f"cfg must be a RunConfig (rep_theory.training.config), got {type(cfg).__name__}")
+    if not str(run_dir).strip():
+        raise ValueError("run_dir is empty; expected the path of the run directory to create")
     run_dir = Path(run_dir)
     if cfg.route is not None:
         from rep_theory.training.routing import check_route  # the group's subgroups: only for routed runs
@@ -166,13 +172,19 @@ def model_from_weights(cfg: RunConfig, weights: dict[str, torch.Tensor], *, grou
     """The model of ``cfg`` holding ``weights`` on ``device``, in eval mode."""
     G = get_group(cfg.spec) if group is None else group
     model = make_model(cfg.model, G.order, seed=cfg.seed, embed_dim=cfg.embed_dim, hidden_dim=cfg.model_hidden_dim)
-    model.load_state_dict(weights)  # the init is overwritten, so the cheap unpermuted one will do
-    return model.to(device).eval()
+    try:
+        model.load_state_dict(weights)  # the init is overwritten, so the cheap unpermuted one will do
+    except RuntimeError as err:  # missing keys or other shapes: weights of another group, model or width
+        raise ValueError(f"the weights do not fit the config's network ({cfg.model} on {cfg.spec}, embed "
+                         f"{cfg.embed_dim}, hidden {cfg.model_hidden_dim}): {str(err).splitlines()[-1].strip()}") from None
+    return model.to(resolve_device(device)).eval()
 
 
 def load_run_model(run_dir: str | os.PathLike, epoch: int | None = None, *,
                    device: str | torch.device = "cpu") -> GroupModel:
     """The model of ``run_dir``: ``model.pt`` (``epoch=None``) or ``checkpoints/epoch_<epoch>.pt``."""
+    if epoch is not None and (not isinstance(epoch, numbers.Integral) or isinstance(epoch, bool)):
+        raise TypeError(f"epoch must be an int (a checkpoint's epoch) or None, got {epoch!r}")
     cfg = load_config(run_dir)
     path = Path(run_dir) / MODEL_NAME if epoch is None else checkpoint_path(run_dir, epoch)
     if not path.is_file():

@@ -338,6 +338,11 @@ def train_runs(run_dirs: Iterable[str | os.PathLike], device: str | torch.device
     Finished runs (``model.pt`` present) are skipped.  Returns the run directories trained now.
     On CUDA each training step is replayed as a CUDA graph (``cuda_graphs=False``: plain eager steps).
     """
+    if isinstance(run_dirs, (str, os.PathLike)):
+        raise TypeError(f"run_dirs must be a list of run directories, got the single path {str(run_dirs)!r}; "
+                        f"pass [{str(run_dirs)!r}]")
+    if device is not None:
+        resolve_device(device)   # a bad or absent device fails before anything, finished runs included
     dirs: list[Path] = []
     for d in run_dirs:
         p = Path(d).resolve()
@@ -384,6 +389,9 @@ def fit(cfgs: RunConfig | Sequence[RunConfig], device: str | torch.device | None
     cfgs = [cfgs] if isinstance(cfgs, RunConfig) else list(cfgs)
     if not cfgs:
         raise ValueError("fit needs at least one RunConfig")
+    wrong = [type(c).__name__ for c in cfgs if not isinstance(c, RunConfig)]
+    if wrong:
+        raise TypeError(f"fit takes RunConfigs (rep_theory.training.config), got {wrong}")
     keys = {c.batch_key() for c in cfgs}
     if len(keys) != 1:
         raise ValueError("fit trains configs that differ only in seed; got configs that differ otherwise")

@@ -117,6 +117,8 @@ def verify_run(run_dir: str | os.PathLike, methods: Sequence[str] = ("brute", "r
 
     The proofs run in float64 on the CPU whatever ``device`` says (it only places the loaded model).
     """
+    if isinstance(methods, str):
+        raise TypeError(f"methods must be a list of method names, got the string {methods!r}; pass [{methods!r}]")
     bad = [m for m in methods if m not in METHODS]
     if bad:
         raise ValueError(f"unknown verification method(s) {bad}; expected among {list(METHODS)}")

@@ -35,10 +35,13 @@ from __future__ import annotations
 
 import dataclasses
 import time
+
 import torch
 
+from rep_theory.algebra.groups import Group
+
 __all__ = ["VerifyResult", "Flops", "mlp_matrices", "brute_margins", "deviation_bound", "hidden",
-           "rounding_slack", "Timer", "PAIR_CHUNK", "readout_key_irreps", "check_key_irreps"]
+           "rounding_slack", "Timer", "PAIR_CHUNK", "readout_key_irreps", "check_key_irreps", "check_matrices"]
 
 PAIR_CHUNK = 1 << 22
 """Largest number of float64 entries one block of a ``[pairs, m]`` computation holds."""
@@ -144,6 +147,20 @@ def mlp_matrices(model, flops: Flops | None = None) -> tuple[torch.Tensor, torch
     return W_x @ W[:e], W_y @ W[e:], W_U.T.contiguous()
 
 
+def check_matrices(G, L, R, U) -> None:
+    """``TypeError``/``ValueError`` naming the problem unless ``G`` is a :class:`Group` and ``L, R, U``
+    are float64 tensors ``[n, m]`` (:func:`mlp_matrices`' output for a network on ``G``)."""
+    if not isinstance(G, Group):
+        raise TypeError(f"G must be a Group (rep_theory.algebra.groups.get_group), got {type(G).__name__}")
+    for name, x in (("L", L), ("R", R), ("U", U)):
+        if not isinstance(x, torch.Tensor) or x.dtype != torch.float64 or x.ndim != 2:
+            raise ValueError(f"{name} must be a float64 tensor [n, m] (see mlp_matrices), got "
+                             f"{type(x).__name__ if not isinstance(x, torch.Tensor) else f'{x.dtype} {tuple(x.shape)}'}")
+    if not L.shape == R.shape == U.shape or L.shape[0] != G.order:
+        raise ValueError(f"L, R and U must all be [n, m] with n = |{G.name}| = {G.order}, got {tuple(L.shape)}, "
+                         f"{tuple(R.shape)} and {tuple(U.shape)}")
+
+
 def readout_key_irreps(G, Uhat: dict, weights: dict, key_irreps=None, key_power: float = 0.05) -> list[str]:
     """The key irreps of the readout: ``key_irreps`` as given (checked), else the non-trivial irreps
     holding at least ``key_power`` of ``U``'s non-trivial Fourier power ``w_rho ||Uhat_rho||^2``.
@@ -153,6 +170,8 @@ def readout_key_irreps(G, Uhat: dict, weights: dict, key_irreps=None, key_power:
     """
     names = list(Uhat)
     if key_irreps is None:
+        if not 0 < key_power <= 1:
+            raise ValueError(f"key_power must lie in (0, 1] (a share of the readout's power), got {key_power}")
         power = {k: weights[k] * float(Uhat[k].pow(2).sum()) for k in names[1:]}
         total = sum(power.values())
         return [k for k in names[1:] if total > 0 and power[k] / total >= key_power]

@@ -58,8 +58,8 @@ import torch
 
 from rep_theory.algebra.fourier import fourier, plancherel_weights
 from rep_theory.algebra.groups import Group
-from rep_theory.explain.proofs.core import (PAIR_CHUNK, Flops, brute_margins, check_key_irreps, readout_key_irreps,
-                                          rounding_slack)
+from rep_theory.explain.proofs.core import (PAIR_CHUNK, Flops, brute_margins, check_key_irreps, check_matrices,
+                                          readout_key_irreps, rounding_slack)
 
 __all__ = ["FourierExplanation", "FourierCertificate", "fit_fourier", "fourier_certificate", "fourier_proof",
            "hidden_block_rows"]
@@ -168,6 +168,9 @@ def fit_fourier(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *, 
     """Fit the explanation: key irreps, ``n_cores`` cores per key irrep (the mean of
     ``rho(x)^T C rho(y)^T`` over ``sample`` random pairs, then the leading directions of what it
     leaves), the residual's ``rank`` leading directions and the next eigenvalue, and ``b(y)``."""
+    check_matrices(G, L, R, U)
+    if sample < 1:
+        raise ValueError(f"sample must be >= 1 (pairs sampled to fit the cores), got {sample}")
     n, m = U.shape
     w = plancherel_weights(G)
     irreps = {r.name: r for r in G.irreps()}
