@@ -16,8 +16,8 @@ from rep_theory.pipeline import runner as experiments
 from rep_theory.cli import main
 from rep_theory.training.config import RunConfig, paper_defaults
 from rep_theory.pipeline.grids import GRIDS, create_batch, load_grid
-from rep_theory.pipeline.runner import Job, LocalBackend, execute_job, run_batch
-from rep_theory.training.rundir import (EvaluationRecord, RunLockedError, file_stamp, run_lock, run_state,
+from rep_theory.pipeline.runner import Job, LocalBackend, ProcessBackend, execute_job, run_batch
+from rep_theory.training.rundir import (EvaluationRecord, RunLockedError, file_stamp, new_run, run_lock, run_state,
                                         write_evaluation_record)
 
 
@@ -242,3 +242,30 @@ def test_an_invalid_cfg_json_is_a_recorded_failure(tmp_path, fake_pipeline):
     (broken / "cfg.json").write_text(json.dumps({**fixed, "seed": 2}))
     report = run_batch(tmp_path, retries=0)
     assert report.failed == {} and not (broken / "failure.json").exists()
+
+
+def test_process_backend_interrupt_stops_running_jobs_promptly(tmp_path):
+    """Ctrl-C in the runner is passed on to the worker processes: a training job stops and nothing
+    is left running, instead of the runner waiting for every job (it could hang there)."""
+    import time
+
+    run = new_run(tmp_path / "S3_MLP_seed1", RunConfig(group="S3", model="MLP", seed=1, frac_train=0.5,
+                                                      num_epochs=10**7, embed_dim=8, hidden_dim=8, device="cpu"))
+    backend = ProcessBackend(2)
+    try:
+        handle = backend.submit(Job("train", (str(run),), device="cpu"))
+        deadline = time.monotonic() + 60
+        while not list(run.glob("checkpoints/epoch_*.pt")) and time.monotonic() < deadline:
+            time.sleep(0.2)                                          # wait until the worker trains
+        assert list(run.glob("checkpoints/epoch_*.pt")), "the worker never started training"
+        processes = list(backend._pool._processes.values())
+        start = time.monotonic()
+        backend.interrupt(grace_s=20)
+        assert time.monotonic() - start < 35
+        while any(p.is_alive() for p in processes) and time.monotonic() - start < 35:
+            time.sleep(0.1)
+        assert processes and not any(p.is_alive() for p in processes)
+        assert handle.done()
+    finally:
+        backend.interrupt(grace_s=1)                                 # never leave a worker behind
+    assert not (run / "model.pt").exists()

@@ -27,7 +27,9 @@ import dataclasses
 import json
 import logging
 import multiprocessing
+import os
 import re
+import signal
 import time
 import traceback
 from pathlib import Path
@@ -230,6 +232,7 @@ class ProcessBackend:
             raise ValueError(f"workers must be >= 1, got {workers}")
         self._workers = workers
         self._pool = self._new_pool()
+        self._closed = False
 
     def _new_pool(self) -> concurrent.futures.ProcessPoolExecutor:
         return concurrent.futures.ProcessPoolExecutor(
@@ -258,8 +261,28 @@ class ProcessBackend:
                 finished.append((future, JobResult(job, "failed", message)))
         return finished, list(pending)
 
+    def interrupt(self, grace_s: float = 30.0) -> None:
+        """Ctrl-C in the runner: pass it on to the workers (a training job saves a resume state and
+        stops), give them ``grace_s`` seconds, then end those still running.  Without this the
+        runner waited for every running job, and could hang in the pool's shutdown."""
+        processes = list((getattr(self._pool, "_processes", None) or {}).values())
+        for process in processes:
+            with contextlib.suppress(OSError):
+                os.kill(process.pid, signal.SIGINT)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + grace_s
+        for process in processes:
+            process.join(timeout=max(0.0, deadline - time.monotonic()))
+            for stop in (process.terminate, process.kill):
+                if process.is_alive():
+                    stop()
+                    process.join(timeout=5)
+        self._closed = True
+
     def close(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        if not self._closed:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._closed = True
 
 
 def plan_jobs(run_dirs: Iterable[Path], *, device: str = "auto", final_only: bool = False,
@@ -419,6 +442,10 @@ def run_batch(batch_dir: str | Path, *, only: str | None = None, final_only: boo
                     for name in names:
                         report.failed[name] = result.error
                     bar.update(len(names))
+    except KeyboardInterrupt:  # stop the workers now; what they finished is kept, the next call resumes
+        if own_backend and hasattr(backend, "interrupt"):
+            backend.interrupt()
+        raise
     finally:
         bar.close()
         if own_backend:
