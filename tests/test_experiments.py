@@ -269,3 +269,18 @@ def test_process_backend_interrupt_stops_running_jobs_promptly(tmp_path):
     finally:
         backend.interrupt(grace_s=1)                                 # never leave a worker behind
     assert not (run / "model.pt").exists()
+
+
+def test_local_backend_runs_one_job_per_wait_in_submission_order(monkeypatch):
+    """Jobs run in ``wait``, one per call, oldest first: the runner's bar moves after every job
+    (it used to run every job inside ``submit``, and the bar jumped at the end)."""
+    ran = []
+    monkeypatch.setattr(experiments, "execute_job", lambda job: ran.append(job.run_dirs[0]) or
+                        experiments.JobResult(job, "done"))
+    backend = LocalBackend()
+    handles = [backend.submit(Job("train", (name,))) for name in ("a", "b", "c")]
+    assert ran == []                                                 # nothing runs at submit
+    finished, pending = backend.wait(handles)
+    assert [h for h, _ in finished] == [handles[0]] and pending == handles[1:] and ran == ["a"]
+    finished, pending = backend.wait(pending)
+    assert ran == ["a", "b"] and pending == handles[2:]

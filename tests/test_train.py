@@ -275,3 +275,26 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert [int(r["epoch"]) for r in rows] == [row["epoch"] for row in log] == list(range(0, 251, 50))
     for row, ref_row in zip(rows, log):
         assert float(row["test_loss"]) == pytest.approx(ref_row["test_loss"], rel=1e-6)
+
+
+def test_sigterm_saves_a_resume_state_and_exits_143(tmp_path):
+    """SIGTERM (a scheduler ending a job) stops training like Ctrl-C, saving a resume state, and
+    the command exits with 143, the status a shell gives a process ended by SIGTERM (Ctrl-C: 130)."""
+    import time
+
+    run = new_run(tmp_path / "run", _tiny(num_epochs=10**6, log_every=50))
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "rep_theory", "train", str(run), "--device", "cpu", "--no-progress"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list_checkpoints(run)) < 5 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    assert "SIGTERM: training stopped at epoch" in err and "Traceback" not in err
+    assert list((run / "resume").glob("state_*.pt")) and not (run / "model.pt").exists()

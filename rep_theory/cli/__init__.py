@@ -56,10 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     set_threads(choose_threads(getattr(args, "jobs", 1) or 1, requested=args.threads))
     try:
         return int(args.handler(args) or 0)
-    except KeyboardInterrupt:  # one line, never a traceback; every command keeps what it finished
-        print(f"rep-theory {args.command}: interrupted; what was finished is kept, run the same command "
+    except KeyboardInterrupt as stop:  # one line, never a traceback; every command keeps what it finished
+        signal_name = "SIGTERM" if type(stop).__name__ == "Terminated" else "interrupted"  # training's SIGTERM
+        print(f"rep-theory {args.command}: {signal_name}; what was finished is kept, run the same command "
               f"again to continue", file=sys.stderr)
-        return 130
+        return 143 if signal_name == "SIGTERM" else 130
     except RunLockedError as err:
         print(f"rep-theory {args.command}: busy: {err}; wait for it to finish", file=sys.stderr)
         return 75

@@ -79,7 +79,7 @@ def _new(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from rep_theory.training.rundir import run_lock
-    from rep_theory.training.train import train_runs
+    from rep_theory.training.train import Terminated, train_runs
 
     missing = [d for d in args.run_dirs if not Path(d, "cfg.json").is_file()]
     if missing:
@@ -92,8 +92,9 @@ def _train(args: argparse.Namespace) -> int:
                                  resume_every_s=args.resume_every)
     except KeyboardInterrupt as stop:
         detail = str(stop) or "stopped without saving the current epoch; run again to resume"
-        print(f"rep-theory train: interrupted: {detail}", file=sys.stderr)
-        return 130
+        terminated = isinstance(stop, Terminated)
+        print(f"rep-theory train: {'SIGTERM' if terminated else 'interrupted'}: {detail}", file=sys.stderr)
+        return 143 if terminated else 130
     skipped = len(set(args.run_dirs)) - len(trained)
     print(f"trained {len(trained)} run(s)" + (f", {skipped} already finished" if skipped > 0 else ""))
     return 0

@@ -202,22 +202,27 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Runs each job in this process, one at a time (``submit`` runs it to completion)."""
+    """Runs each job in this process, one at a time, in the order submitted: ``wait`` runs the
+    oldest pending one and returns it, so the runner's progress bar moves after every job."""
 
     def __init__(self) -> None:
-        self._results: dict[int, JobResult] = {}
+        self._jobs: dict[int, Job] = {}
         self._next = 0
 
     def submit(self, job: Job) -> int:
         handle, self._next = self._next, self._next + 1
-        self._results[handle] = execute_job(job)
+        self._jobs[handle] = job
         return handle
 
     def wait(self, handles):
-        return [(h, self._results.pop(h)) for h in handles], []
+        handles = list(handles)
+        if not handles:
+            return [], []
+        first = min(handles)
+        return [(first, execute_job(self._jobs.pop(first)))], [h for h in handles if h != first]
 
     def close(self) -> None:
-        self._results.clear()
+        self._jobs.clear()
 
 
 class ProcessBackend:

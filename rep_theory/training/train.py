@@ -73,7 +73,7 @@ from rep_theory.training.routing import make_router
 from rep_theory.training.step import evaluate_pairs, make_optimizer, make_train_step, stack_splits
 from rep_theory.training.constants import DEFAULT_RESUME_EVERY_S
 
-__all__ = ["checkpoint_epochs", "train_runs", "train_run", "fit", "LOG_COLUMNS", "DEFAULT_RESUME_EVERY_S"]
+__all__ = ["checkpoint_epochs", "train_runs", "train_run", "fit", "Terminated", "LOG_COLUMNS", "DEFAULT_RESUME_EVERY_S"]
 
 logger = logging.getLogger(__name__)
 
@@ -176,11 +176,17 @@ class _Batch:
     logs: list[list[dict]] = field(default_factory=list)
 
 
+class Terminated(KeyboardInterrupt):
+    """Training stopped by SIGTERM (after saving a resume state): a ``KeyboardInterrupt`` to every
+    handler, so that the same clean-up runs; the command line exits 143 for it, 130 for Ctrl-C."""
+
+
 class _GracefulStop:
     """First SIGINT/SIGTERM sets ``requested`` (training saves and stops); a second SIGINT interrupts at once."""
 
     def __init__(self):
         self.requested = False
+        self.signum = signal.SIGINT
         self._old = {}
 
     def __enter__(self):
@@ -192,7 +198,7 @@ class _GracefulStop:
     def _handle(self, signum, frame):
         if self.requested and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signum = True, signum
 
     def __exit__(self, *exc):
         for sig, old in self._old.items():
@@ -288,7 +294,8 @@ def _train_batch(batch: _Batch, device: torch.device, *, progress: bool, resume_
                     write_resume(epoch)
                     last_resume = time.monotonic()
                 if stop.requested:
-                    raise KeyboardInterrupt(f"training stopped at epoch {epoch}; run again to resume")
+                    raise (Terminated if stop.signum == signal.SIGTERM else KeyboardInterrupt)(
+                        f"training stopped at epoch {epoch}; run again to resume")
                 if epoch == E:
                     break
                 step()
