@@ -90,3 +90,16 @@ def test_wrong_kinds_of_run_are_named(tmp_path, capsys):
     assert _run(["train", transformer, "--no-progress"], capsys)[0] == 0
     code, err = _run(["verify", transformer, "--method", "brute"], capsys)
     assert code == 2 and "the verifiers handle OneLayerMLP" in err and not (transformer / "verify").exists()
+
+
+def test_long_commands_take_no_progress(tmp_path, capsys, monkeypatch):
+    """``batch``, ``demo`` and ``cache build/verify`` take ``--no-progress`` like the others (a log
+    file then holds no progress-bar redraws)."""
+    from rep_theory.cli import build_parser
+
+    for argv in (["batch", "B", "--no-progress"], ["demo", "--no-progress"], ["cache", "build", "--no-progress"],
+                 ["cache", "verify", "--no-progress"]):
+        assert build_parser().parse_args(argv).no_progress
+    monkeypatch.setenv("REP_THEORY_CACHE", str(tmp_path / "cache"))
+    code, err = _run(["cache", "build", "C5", "--no-progress"], capsys)
+    assert code == 0 and "it/s" not in err and "%|" not in err

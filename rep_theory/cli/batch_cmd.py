@@ -56,6 +56,7 @@ def register(subparsers) -> None:
                    help="run only this stage (repeatable; default: all four in order)")
     p.add_argument("--status", action="store_true",
                    help="only print each run's state (created/trained/evaluated, failures)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. for a log file)")
     p.set_defaults(handler=_batch)
 
     p = subparsers.add_parser(
@@ -95,6 +96,7 @@ def register(subparsers) -> None:
                    help="fraction of the pairs to train on (default: the preset's or the group's)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", type=arguments.device, default="auto")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars (e.g. for a log file)")
     p.set_defaults(handler=_demo)
 
 
@@ -124,7 +126,7 @@ def _batch(args: argparse.Namespace) -> int:
         report = run_batch(args.batch_dir, only=args.only, final_only=args.final_only,
                            device=args.device, jobs=args.jobs, retries=args.retries,
                            stages=tuple(args.stage or _STAGES), figures=not args.no_figures,
-                           progress=True, backend=backend)
+                           progress=not args.no_progress, backend=backend)
     finally:
         if backend is not None:
             backend.close()
@@ -153,6 +155,6 @@ def _demo(args: argparse.Namespace) -> int:
     from rep_theory.pipeline.demo import run_demo
 
     result = run_demo(args.out, preset=args.preset, group=args.group, epochs=args.epochs, seed=args.seed,
-                      frac_train=args.frac_train, device=args.device, progress=True)
+                      frac_train=args.frac_train, device=args.device, progress=not args.no_progress)
     print(result.text)
     return 0

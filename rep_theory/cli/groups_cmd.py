@@ -28,8 +28,10 @@ def register(subparsers) -> None:
     b.add_argument("specs", nargs="*", metavar="SPEC",
                    help="group specs (default: the paper's groups C113 C118 D59 D61 S5 S6 A5)")
     b.add_argument("--force", action="store_true", help="recompute even if a valid cache file exists")
+    b.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. for a log file)")
     b.set_defaults(handler=_cache_build)
     v = sub.add_parser("verify", help="re-check every cache file's checksum and irreps")
+    v.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. for a log file)")
     v.set_defaults(handler=_cache_verify)
     w = sub.add_parser("path", help="print the cache folder")
     w.set_defaults(handler=_cache_path)
@@ -47,7 +49,7 @@ def _irreps(args: argparse.Namespace) -> int:
 def _cache_build(args: argparse.Namespace) -> int:
     from rep_theory.algebra.irreps import build_cache, cache
 
-    report = build_cache(args.specs or cache.PAPER_SPECS, force=args.force, progress=True)
+    report = build_cache(args.specs or cache.PAPER_SPECS, force=args.force, progress=not args.no_progress)
     for row in report:
         print(f"{row['spec']:>8}  {row['source']:<8}  {row['n_irreps']:>3} irreps  {row['seconds']:7.2f} s  "
               f"{row['bytes'] / 1e6:8.2f} MB  {row['path']}")
@@ -57,7 +59,7 @@ def _cache_build(args: argparse.Namespace) -> int:
 def _cache_verify(args: argparse.Namespace) -> int:
     from rep_theory.algebra.irreps import cache, verify_cache
 
-    results = verify_cache(progress=True)
+    results = verify_cache(progress=not args.no_progress)
     if not results:
         print(f"no cache files in {cache.cache_dir()}")
     for row in results:
