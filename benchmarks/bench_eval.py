@@ -74,10 +74,25 @@ def _fill(run: Path, epochs: int) -> int:
     return added
 
 
-def _time_eval(run: Path, scratch: Path, ckpt_batch: int | None, device) -> tuple[float, list[dict]]:
-    copy = scratch / f"copy_{ckpt_batch}"
+def _fresh_copy(run: Path, copy: Path) -> Path:
+    """``copy`` replaced by ``run`` without its evaluation, so that every checkpoint is computed."""
     shutil.rmtree(copy, ignore_errors=True)
     shutil.copytree(run, copy, ignore=shutil.ignore_patterns("metrics.csv", "evaluation.json", "figures"))
+    return copy
+
+
+def _worst_difference(rows_a: list[dict], rows_b: list[dict]) -> float:
+    """The largest relative difference of a finite metric both row lists hold (|x| >= 1e-15 scale)."""
+    worst = 0.0
+    for a, b in zip(rows_a, rows_b):
+        for key, value in a.items():
+            if key in b and math.isfinite(value) and value != b[key]:
+                worst = max(worst, abs(b[key] - value) / max(abs(value), 1e-15))
+    return worst
+
+
+def _time_eval(run: Path, scratch: Path, ckpt_batch: int | None, device) -> tuple[float, list[dict]]:
+    copy = _fresh_copy(run, scratch / f"copy_{ckpt_batch}")
     t = time.perf_counter()
     evaluate_run(copy, progress=False, device=device, ckpt_batch=ckpt_batch)
     if device.type == "cuda":
@@ -97,8 +112,7 @@ print(time.perf_counter() - t)
 
 def _time_in_process(code_root: Path, run: Path, copy: Path, device) -> tuple[float, list[dict]]:
     """``evaluate_run`` of a fresh copy of ``run`` by the package under ``code_root``, in a new process."""
-    shutil.rmtree(copy, ignore_errors=True)
-    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("metrics.csv", "evaluation.json", "figures"))
+    _fresh_copy(run, copy)
     env = dict(os.environ, PYTHONPATH=str(code_root))
     done = subprocess.run([sys.executable, "-c", _TIME_ONE, str(copy), device.type], env=env, cwd=code_root,
                           capture_output=True, text=True)
@@ -121,10 +135,7 @@ def _against(rev: str, run: Path, scratch: Path, rounds: int, device) -> None:
             t_new, new = _time_in_process(here, run, scratch / "copy_new", device)
             times[rev].append(t_old)
             times["now"].append(t_new)
-            for a, b in zip(old, new):
-                for key, value in a.items():
-                    if key in b and math.isfinite(value) and value != b[key]:
-                        worst = max(worst, abs(b[key] - value) / max(abs(value), 1e-15))
+            worst = max(worst, _worst_difference(old, new))
         ratios = [a / b for a, b in zip(times[rev], times["now"])]
         for name, ts in times.items():
             print(f"{name:>10}: {statistics.median(ts):6.2f} s  rounds {', '.join(f'{t:.2f}' for t in ts)}")
@@ -182,10 +193,7 @@ def main(argv=None) -> None:
             t_many, many = _time_eval(run, scratch, None, device)
             times[1].append(t_one)
             times[None].append(t_many)
-            for a, b in zip(one, many):
-                for key, value in a.items():
-                    if math.isfinite(value) and value != b[key]:
-                        worst = max(worst, abs(b[key] - value) / max(abs(value), 1e-15))
+            worst = max(worst, _worst_difference(one, many))
         ratios = [a / b for a, b in zip(times[1], times[None])]
         med_one, med_many = statistics.median(times[1]), statistics.median(times[None])
         print(f"one by one (ckpt_batch=1): {med_one:7.2f} s  ({med_one / n_ckpt * 1e3:6.2f} ms/checkpoint)  "

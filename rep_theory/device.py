@@ -18,12 +18,13 @@ def parse_device(device: str | torch.device | None) -> torch.device | None:
     """
     if device is None or str(device) == "auto":
         return None
-    if isinstance(device, torch.device):
-        return device
     try:
-        return torch.device(device)
+        parsed = device if isinstance(device, torch.device) else torch.device(device)
     except (RuntimeError, TypeError):
-        raise ValueError(f"device {device!r}: expected auto, cpu, cuda or cuda:K") from None
+        parsed = None
+    if parsed is None or parsed.type not in ("cpu", "cuda"):
+        raise ValueError(f"device {str(device)!r}: expected auto, cpu, cuda or cuda:K")
+    return parsed
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -42,8 +43,6 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
         if parsed.index is not None and parsed.index >= torch.cuda.device_count():
             raise ValueError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s), "
                              f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
-    elif parsed.type != "cpu":
-        raise ValueError(f"device {str(device)!r}: expected auto, cpu, cuda or cuda:K")
     return parsed
 
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
-import os
 import threading
 import time
 from collections import deque
@@ -50,7 +49,7 @@ from rep_theory.analysis.metrics import (KEY_THRESHOLD, ORDER_RULES, ORDER_THRES
                                          checkpoint_aggregates, checkpoint_metrics, learning_order, metric_names,
                                          pair_mask, select_key_irreps)
 from rep_theory.analysis.metrics_batch import ckpt_batch_size, metrics_from_aggregates
-from rep_theory.device import resolve_device
+from rep_theory.device import available_cores, resolve_device
 from rep_theory.io import atomic_write_json
 from rep_theory.training.config import load_config
 from rep_theory.training.data import make_split
@@ -161,10 +160,7 @@ def _loader_threads(device: torch.device, small: bool) -> int:
     ``_MAX_LOADERS``) for small checkpoints on the CPU, whose ops then run on one intra-op thread
     each (so a float32 matmul rounds as in the one-by-one path); else one, since each op already
     uses every core (CPU) or the device serialises them (CUDA)."""
-    if not small:
-        return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(_MAX_LOADERS, cores))
+    return min(_MAX_LOADERS, available_cores()) if small else 1
 
 
 def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold: float = KEY_THRESHOLD,

@@ -14,6 +14,7 @@ import sys
 
 from rep_theory import __version__
 from rep_theory.locks import RunLockedError
+from rep_theory.training.constants import Terminated
 
 # Submodules that contribute subcommands, in the order --help lists them.
 _COMMAND_MODULES = ("groups_cmd", "train_cmd", "eval_cmd", "batch_cmd", "explain_cmd", "verify_cmd", "lenses_cmd",
@@ -57,10 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.handler(args) or 0)
     except KeyboardInterrupt as stop:  # one line, never a traceback; every command keeps what it finished
-        signal_name = "SIGTERM" if type(stop).__name__ == "Terminated" else "interrupted"  # training's SIGTERM
-        print(f"rep-theory {args.command}: {signal_name}; what was finished is kept, run the same command "
-              f"again to continue", file=sys.stderr)
-        return 143 if signal_name == "SIGTERM" else 130
+        terminated = isinstance(stop, Terminated)  # training's SIGTERM
+        print(f"rep-theory {args.command}: {'SIGTERM' if terminated else 'interrupted'}; what was finished is "
+              f"kept, run the same command again to continue", file=sys.stderr)
+        return 143 if terminated else 130
     except RunLockedError as err:
         print(f"rep-theory {args.command}: busy: {err}; wait for it to finish", file=sys.stderr)
         return 75

@@ -11,26 +11,23 @@ __all__ = ["device", "device_name", "regex", "positive_int", "non_negative_int",
            "finite_float"]
 
 
-def device(text: str) -> str:
-    """A device that exists here: ``auto``, ``cpu``, ``cuda`` or ``cuda:K`` (CUDA only when present)."""
-    from rep_theory.device import resolve_device  # torch is imported only for real work
+def _device_checked(text: str, *, present: bool) -> str:
+    from rep_theory.device import parse_device, resolve_device  # torch is imported only for real work
     try:
-        resolve_device(text)
+        (resolve_device if present else parse_device)(text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err)) from None
     return text
+
+
+def device(text: str) -> str:
+    """A device that exists here: ``auto``, ``cpu``, ``cuda`` or ``cuda:K`` (CUDA only when present)."""
+    return _device_checked(text, present=True)
 
 
 def device_name(text: str) -> str:
     """A device's name, present here or not (jobs may run on other machines, e.g. a Ray cluster)."""
-    from rep_theory.device import parse_device
-    try:
-        device = parse_device(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    if device is not None and device.type not in ("cpu", "cuda"):
-        raise argparse.ArgumentTypeError(f"device {text!r}: expected auto, cpu, cuda or cuda:K")
-    return text
+    return _device_checked(text, present=False)
 
 
 def regex(text: str) -> str:

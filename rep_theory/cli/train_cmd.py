@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rep_theory.cli import arguments
 from rep_theory.cli.routing_cmd import add_route_arguments, route_from_args
-from rep_theory.training.constants import DEFAULT_RESUME_EVERY_S, MODEL_SHORT_NAMES
+from rep_theory.training.constants import DEFAULT_RESUME_EVERY_S, MODEL_SHORT_NAMES, Terminated
 
 
 def register(subparsers) -> None:
@@ -79,7 +79,7 @@ def _new(args: argparse.Namespace) -> int:
 
 def _train(args: argparse.Namespace) -> int:
     from rep_theory.training.rundir import run_lock
-    from rep_theory.training.train import Terminated, train_runs
+    from rep_theory.training.train import train_runs
 
     missing = [d for d in args.run_dirs if not Path(d, "cfg.json").is_file()]
     if missing:

@@ -71,7 +71,7 @@ from rep_theory.training.checkpoint_writer import CheckpointWriter
 from rep_theory.training.models import GroupModel
 from rep_theory.training.routing import make_router
 from rep_theory.training.step import evaluate_pairs, make_optimizer, make_train_step, stack_splits
-from rep_theory.training.constants import DEFAULT_RESUME_EVERY_S
+from rep_theory.training.constants import DEFAULT_RESUME_EVERY_S, Terminated
 
 __all__ = ["checkpoint_epochs", "train_runs", "train_run", "fit", "Terminated", "LOG_COLUMNS", "DEFAULT_RESUME_EVERY_S"]
 
@@ -174,11 +174,6 @@ class _Batch:
     states: list[dict | None]
     start_epoch: int
     logs: list[list[dict]] = field(default_factory=list)
-
-
-class Terminated(KeyboardInterrupt):
-    """Training stopped by SIGTERM (after saving a resume state): a ``KeyboardInterrupt`` to every
-    handler, so that the same clean-up runs; the command line exits 143 for it, 130 for Ctrl-C."""
 
 
 class _GracefulStop:
