@@ -145,6 +145,26 @@ def test_changed_key_irreps_reevaluate_every_checkpoint(tmp_path, counted):
     assert row["percent_unembed_explained"] == row["percent_unembed_freq_3_rep"]
 
 
+def test_rows_of_another_metrics_revision_are_recomputed(tmp_path, counted):
+    """Rows written under an older arithmetic (evaluation.json without ``metrics_revision``, or
+    another one) are never served: every checkpoint is evaluated again and the record says so."""
+    run = tmp_path / "run"
+    _make_run(run)
+    E.evaluate_run(run, progress=False)
+    record = json.loads((run / "evaluation.json").read_text())
+    assert record["metrics_revision"] == E.METRICS_REVISION == 2
+    for old in (None, 1):
+        if old is None:
+            del record["metrics_revision"]          # written before revisions were recorded
+        else:
+            record["metrics_revision"] = old
+        (run / "evaluation.json").write_text(json.dumps(record))
+        counted.clear()
+        E.evaluate_run(run, progress=False)
+        assert sorted(counted) == [0, 1, 3, 10, 20], old
+        assert json.loads((run / "evaluation.json").read_text())["metrics_revision"] == 2
+
+
 def test_cli_final_only(tmp_path, capsys):
     runs = [tmp_path / "a", tmp_path / "b"]
     for run in runs:

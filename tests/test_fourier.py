@@ -177,7 +177,7 @@ def test_pair_power_restates_the_hidden_fve_metrics(spec):
     model = make_model("OneLayerMLP", G.order, seed=3, embed_dim=16, hidden_dim=24)
     metrics = checkpoint_metrics(model, IrrepBases.for_group(G), train_pairs=torch.arange(0, G.order ** 2, 2))
     with torch.no_grad():
-        hidden = model.hidden_all_pairs()
+        hidden = model.hidden_all_pairs_float64()  # the metrics read the float64 hidden layer
     pooled = pair_fourier_power(G, hidden, centre=True, pool=True)
     per_unit = pair_fourier_power(G, hidden, centre=True)
     energy = (hidden.double() - hidden.double().mean(0)).pow(2).sum(0)

@@ -9,6 +9,7 @@ it follows the paper's procedure literally, materialising the ``[n^2, r]`` bases
 
 from __future__ import annotations
 
+import copy
 import math
 
 import pytest
@@ -54,7 +55,13 @@ def naive_metrics(model, group, train_pairs, key_irreps, *, recompute: bool = Tr
 
     ``recompute=True`` recomputes the hidden layer and logits for every metric of every irrep, as the
     paper's code did.  ``setup``: :func:`naive_setup` of the group (built here when not given).
+    The weight products, and the MLPs' hidden layer and logits, come from a float64 copy of the
+    model (the metrics' arithmetic, ``METRICS_REVISION`` 2); the transformer's hidden layer and
+    logits from its own float32 forward.
     """
+    weights64 = copy.deepcopy(model).double()
+    if type(model).__name__ != "Transformer":
+        model = weights64
     G = get_group(group) if isinstance(group, str) else group
     n = G.order
     labels = G.table.reshape(-1)
@@ -74,8 +81,8 @@ def naive_metrics(model, group, train_pairs, key_irreps, *, recompute: bool = Tr
         return cache["l"]
 
     with torch.no_grad():
-        U = model.unembedding().double()
-        E_left, E_right = model.embedding_left().double(), model.embedding_right().double()
+        U = weights64.unembedding()
+        E_left, E_right = weights64.embedding_left(), weights64.embedding_right()
 
         def frac(x, Q):
             return float((Q.T @ x).pow(2).sum() / x.pow(2).sum())
@@ -304,3 +311,34 @@ def test_wrong_model_shape_is_an_error():
     model = _random_model("OneLayerMLP", 6, seed=0)     # a model for another group order
     with pytest.raises(ValueError, match="n\\^2 = 25"):
         checkpoint_metrics(model, G, train_pairs=torch.arange(10))
+
+
+# --------------------------------------------------------------------------------------------------
+# The metrics' arithmetic (METRICS_REVISION 2): float64 from the weights for the MLPs
+# --------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["OneLayerMLP", "WuMLP", "BilinearNet", "Transformer"])
+def test_hidden_all_pairs_float64_is_the_float64_forward(kind):
+    """The MLPs' float64 hidden layer is their own forward run on float64 weights; the float32 forward
+    differs from it by float32 rounding only; the transformer has no such form."""
+    model = _random_model(kind, 6, seed=5)
+    H = model.hidden_all_pairs_float64()
+    if kind == "Transformer":
+        assert H is None
+        return
+    forward64 = copy.deepcopy(model).double().hidden_all_pairs()
+    assert H.dtype == torch.float64 and H.shape == forward64.shape
+    torch.testing.assert_close(H, forward64, rtol=1e-12, atol=1e-12)
+    gap = (model.hidden_all_pairs().double() - H).abs().max().item()
+    assert 0 < gap < 1e-5 if kind == "OneLayerMLP" else gap < 1e-5   # the embed products round in float32
+
+
+@pytest.mark.parametrize("kind", ["OneLayerMLP", "WuMLP", "BilinearNet"])
+def test_mlp_metrics_do_not_depend_on_the_weights_dtype(kind):
+    """An MLP checkpoint's metrics are the float64 function of its weights: the float32 model and
+    its float64 copy give the same numbers to 1e-12 (the float32 forward differed by ~1e-7)."""
+    G = get_group("D4")
+    model = _random_model(kind, G.order, seed=4)
+    train, _ = train_test_split(G.order, 0.5, seed=1)
+    m32 = checkpoint_metrics(model, G, train_pairs=train, key_irreps=["freq_1"])
+    m64 = checkpoint_metrics(copy.deepcopy(model).double(), G, train_pairs=train, key_irreps=["freq_1"])
+    assert_metrics_close(m32, m64, rtol=1e-12, atol=1e-14)

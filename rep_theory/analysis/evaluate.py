@@ -12,7 +12,8 @@ and ``checkpoints/epoch_<e>.pt``.  :func:`evaluate_run` writes, atomically (:mod
   ``order_rule.txt`` beside it names the rule that ordered it (``package`` or ``paper``);
 * ``metrics.csv``: one row per checkpoint, sorted by epoch, the columns of
   :func:`rep_theory.analysis.metrics.metric_names` (``epoch`` last).  Re-running evaluates only the
-  checkpoints not yet in the file (all of them if the key irreps or the columns changed), and
+  checkpoints not yet in the file (all of them if the key irreps, the columns or the metrics'
+  arithmetic, ``METRICS_REVISION``, changed), and
   rewrites the file periodically so an interrupted evaluation keeps its progress;
 * ``evaluation.json``: the stamps (size, mtime, content sha256) of ``model.pt`` and of the checkpoint
   behind every row.  A row whose checkpoint changed since (a retrained run) is recomputed, a row
@@ -45,7 +46,8 @@ import torch
 from tqdm.auto import tqdm
 
 from rep_theory.algebra.groups import get_group
-from rep_theory.analysis.metrics import (KEY_THRESHOLD, ORDER_RULES, ORDER_THRESHOLD, CheckpointAggregates, IrrepBases,
+from rep_theory.analysis.metrics import (KEY_THRESHOLD, METRICS_REVISION, ORDER_RULES, ORDER_THRESHOLD,
+                                         CheckpointAggregates, IrrepBases,
                                          checkpoint_aggregates, checkpoint_metrics, learning_order, metric_names,
                                          pair_mask, select_key_irreps)
 from rep_theory.analysis.metrics_batch import ckpt_batch_size, metrics_from_aggregates
@@ -237,6 +239,9 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         old_columns, old_rows = read_csv_header(csv_path), read_metrics_csv(csv_path)
         if old_columns != columns:
             log.warning("%s: its columns differ from this version's; re-evaluating every checkpoint", csv_path)
+        elif old_rows and record.metrics_revision != METRICS_REVISION:
+            log.warning("%s: its rows were computed under metrics revision %d, not this version's %d; "
+                        "re-evaluating every checkpoint", csv_path, record.metrics_revision, METRICS_REVISION)
         elif old_rows and not _rows_use_keys(old_rows, key_irreps):
             log.warning("%s: its rows were computed with other key irreps than %s; re-evaluating every "
                         "checkpoint", csv_path, key_irreps)
@@ -259,7 +264,8 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
     def flush() -> None:  # rows first, then the record naming their weights: a crash in between is safe
         write_metrics_csv(csv_path, columns, list(rows.values()))
         write_evaluation_record(run_dir, EvaluationRecord(model=model_stamp, checkpoints=dict(stamps),
-                                                          key_irreps=list(key_irreps)))
+                                                          key_irreps=list(key_irreps),
+                                                          metrics_revision=METRICS_REVISION))
 
     hidden = None  # the run's hidden width, read from the final model when the batched path needs it
     if todo and (ckpt_batch is None or ckpt_batch > 1):

@@ -7,6 +7,13 @@ Conventions
 * Dimension names in shape comments: ``n`` (group order), ``pair`` (``n^2``), ``d`` (irrep dim),
   ``r`` (numerical rank of an irrep's matrix-coefficient space), ``hidden``, ``k`` (any feature axis).
 * Every projection, norm and cross-entropy here is float64, whatever the model's dtype.
+* So are the products of weights the metrics read (``embedding_left/right(float64)``,
+  ``unembedding(float64)``), and, for the MLPs, the hidden layer and the logits, computed from the
+  stored weights (``hidden_from_embeddings``: ``relu(E_left[a] + E_right[b])``, then
+  ``logits_from_hidden``): an MLP checkpoint's metrics are the same on every device up to float64
+  rounding.  The transformer's hidden layer and logits come from its forward in the model's dtype.
+  (Before ``METRICS_REVISION`` 2 all of these were float32: values differ by about 1e-7 relative,
+  see the README.)
 
 Bases
 -----
@@ -64,7 +71,7 @@ from rep_theory.analysis.thresholds import KEY_THRESHOLD, ORDER_RULES, ORDER_THR
 __all__ = [
     "orthonormal_basis", "project", "fve", "aggregate_pairs", "product_kernel", "logit_similarity",
     "shifted_cross_entropy_sums", "IrrepBases", "CheckpointAggregates", "pair_mask", "checkpoint_aggregates",
-    "checkpoint_metrics",
+    "checkpoint_metrics", "METRICS_REVISION",
     "metric_names", "select_key_irreps", "learning_order",
     "KEY_THRESHOLD", "ORDER_THRESHOLD", "ORDER_RULES", "CYCLIC_HIDDEN_BASIS_KEYS",
 ]
@@ -77,6 +84,11 @@ CYCLIC_HIDDEN_BASIS_KEYS = ("percent_hidden_x", "percent_hidden_y", "percent_hid
                             "percent_hidden_xy_explained")
 """Key prefixes whose paper values are not reproducible for cyclic groups: the paper built its
 hidden-layer bases for 2-d cyclic irreps by a plain QR of four rank-2 columns (see the README, "Evaluating runs")."""
+
+METRICS_REVISION = 2
+"""The arithmetic of the metrics: ``evaluate_run`` recomputes rows written under another revision
+(1: weight products, and the MLPs' hidden layer and logits, from the float32 forward; 2: in float64
+from the weights)."""
 
 _CHUNK_BYTES = 1 << 26      # ~64 MiB per [chunk, max(n, hidden)] float64 block
 _READOUT_BYTES = 1 << 28    # stored [n, n] per-irrep readout tables per pass over the training pairs
@@ -280,11 +292,11 @@ class CheckpointAggregates:
     l_prod: torch.Tensor          # [n, n] centred logits summed over the pairs with each product
     l_sq: torch.Tensor            # ||L_centred||^2
     store: list | None            # training pairs' (labels, centred logits, readout) chunks when kept
-    U64: torch.Tensor             # [n, hidden] unembedding().T, float64
-    E_left: torch.Tensor          # [n, k] embedding_left(), float64
-    E_right: torch.Tensor         # [n, k] embedding_right(), float64
+    U64: torch.Tensor             # [n, hidden] unembedding(float64)
+    E_left: torch.Tensor          # [n, k] embedding_left(float64)
+    E_right: torch.Tensor         # [n, k] embedding_right(float64)
     sum_sq_weights: float         # sum of the squares of every parameter
-    H: torch.Tensor | None        # [pair, hidden] hidden layer (model dtype), kept for pass 2 when store is None
+    H: torch.Tensor | None        # [pair, hidden] hidden layer (float64 for the MLPs, else model dtype), kept for pass 2 when store is None
 
 
 def pair_mask(pairs: torch.Tensor, bases: IrrepBases) -> torch.Tensor:
@@ -308,6 +320,14 @@ def pair_mask(pairs: torch.Tensor, bases: IrrepBases) -> torch.Tensor:
     return mask
 
 
+def _hidden_for_metrics(model, E_left: torch.Tensor, E_right: torch.Tensor) -> torch.Tensor:
+    """``[pair, hidden]``: from the float64 embeddings where the model's hidden layer is a function of
+    them (the MLPs, ``hidden_from_embeddings``), else its forward's hidden layer in the model's dtype."""
+    from_embeddings = getattr(model, "hidden_from_embeddings", None)
+    H = from_embeddings(E_left, E_right) if callable(from_embeddings) else None
+    return model.hidden_all_pairs().detach() if H is None else H
+
+
 def checkpoint_aggregates(model, bases: IrrepBases, *, train_mask: torch.Tensor,
                           chunk_size: int | None = None) -> CheckpointAggregates:
     """Pass 1 over all pairs of ``model``, in chunks of whole rows ``a`` (``train_mask [pair]`` bool).
@@ -316,14 +336,16 @@ def checkpoint_aggregates(model, bases: IrrepBases, *, train_mask: torch.Tensor,
     the metrics of the previous checkpoints; the numbers do not depend on where it runs.
     """
     n, dev = bases.n, bases.device
-    H = model.hidden_all_pairs().detach().to(dev)                     # [pair, hidden], model dtype
+    E_left = model.embedding_left(torch.float64).detach().to(dev)     # [n, k]
+    E_right = model.embedding_right(torch.float64).detach().to(dev)   # [n, k]
+    H = _hidden_for_metrics(model, E_left, E_right).to(dev)           # [pair, hidden]
     if H.shape[0] != n * n:
         raise ValueError(f"hidden_all_pairs() returned {H.shape[0]} rows; expected n^2 = {n * n} "
                          f"(group {bases.group.name})")
     d_hidden = H.shape[1]
     if chunk_size is None:
         chunk_size = _default_chunk_size(n, d_hidden)
-    U64 = model.unembedding().detach().to(dev, torch.float64)         # [n, hidden]
+    U64 = model.unembedding(torch.float64).detach().to(dev)           # [n, hidden]
     # keep the training pairs' centred logits and hidden readout for pass 2 when they fit
     store = [] if 2 * 8 * int(train_mask.sum()) * n <= _STORE_BYTES else None
     labels = bases.product
@@ -355,9 +377,9 @@ def checkpoint_aggregates(model, bases: IrrepBases, *, train_mask: torch.Tensor,
     added = {key: functools.reduce(operator.add, parts[key]) for key in ("h_right", "h_prod", "h_sq", "l_prod", "l_sq")}
     return CheckpointAggregates(
         **concat, **added, store=store, U64=U64,
-        E_left=model.embedding_left().detach().to(dev, torch.float64),
-        E_right=model.embedding_right().detach().to(dev, torch.float64),
-        sum_sq_weights=float(sum(p.detach().to(torch.float64).pow(2).sum() for p in model.parameters())),
+        E_left=E_left, E_right=E_right,
+        sum_sq_weights=float(sum(torch.linalg.vector_norm(p.detach(), dtype=torch.float64).square()
+                                 for p in model.parameters())),
         H=H if store is None else None)
 
 
@@ -395,8 +417,9 @@ def checkpoint_metrics(model, bases: IrrepBases | Group | str, *, train_pairs: t
     Parameters
     ----------
     model
-        Any model of :mod:`rep_theory.training.models`: uses ``hidden_all_pairs()``, ``logits_from_hidden``,
-        ``embedding_left/right()``, ``unembedding()`` and ``parameters()``.
+        Any model of :mod:`rep_theory.training.models`: uses ``hidden_from_embeddings`` (else
+        ``hidden_all_pairs()``), ``logits_from_hidden``,
+        ``embedding_left/right(float64)``, ``unembedding(float64)`` and ``parameters()``.
     bases
         :class:`IrrepBases` (or a group / spec, turned into one).
     train_pairs

@@ -42,8 +42,9 @@ uniform in ``+-1/sqrt(hidden)``.  Hook point ``hidden`` (post-ReLU), as ``OneLay
 
 Every single-seed model offers what the metrics read: ``n``, ``hidden_hook_name``,
 ``embedding_left()`` / ``embedding_right()`` ``[n, hidden]``, ``unembedding()`` ``[n, hidden]``,
-``hidden_all_pairs()`` ``[pair, hidden]``, ``logits_all_pairs()`` ``[pair, n]`` and
-``logits_from_hidden(hidden, pairs)`` (see :class:`GroupModel`).
+``hidden_all_pairs()`` ``[pair, hidden]``, ``hidden_from_embeddings(left, right)`` and
+``hidden_all_pairs_float64()`` (the MLPs; ``None`` for the transformer), ``logits_all_pairs()`` ``[pair, n]`` and ``logits_from_hidden(hidden, pairs)``,
+in the dtype of ``hidden`` for the MLPs (see :class:`GroupModel`).
 
 Seed-batched forms: :mod:`rep_theory.training.batched`.
 """
@@ -88,6 +89,15 @@ def _check_element_perm(element_perm, n: int) -> torch.Tensor | None:
     return perm
 
 
+def _as(w: torch.Tensor, dtype: torch.dtype | None) -> torch.Tensor:
+    return w if dtype is None else w.to(dtype)
+
+
+def _relu_sum_all_pairs(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """``[pair, hidden]``: ``relu(left[a] + right[b])`` for every pair ``a*n + b``; ``left, right [n, hidden]``."""
+    return F.relu(left[:, None, :] + right[None, :, :]).reshape(left.shape[0] * right.shape[0], -1)
+
+
 def _reorder_rows(w: torch.Tensor, perm: torch.Tensor | None) -> torch.Tensor:
     """Rows drawn in the init's element order -> package order: ``out[perm[i]] = w[i]``."""
     if perm is None:
@@ -114,16 +124,17 @@ class GroupModel(HookedRootModule):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def embedding_left(self) -> torch.Tensor:
-        """``[n, hidden]``: the total embedding of the left input in the hidden layer's space."""
+    def embedding_left(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``[n, hidden]``: the total embedding of the left input in the hidden layer's space, computed
+        in ``dtype`` (default: the weights' dtype; the metrics ask for float64)."""
         raise NotImplementedError
 
-    def embedding_right(self) -> torch.Tensor:
+    def embedding_right(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         """``[n, hidden]``: the same for the right input."""
         raise NotImplementedError
 
-    def unembedding(self) -> torch.Tensor:
-        """``[n, hidden]``: the map from the hidden layer to the logits, transposed."""
+    def unembedding(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``[n, hidden]``: the map from the hidden layer to the logits, transposed, in ``dtype``."""
         raise NotImplementedError
 
     def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
@@ -153,6 +164,25 @@ class GroupModel(HookedRootModule):
             h = cache[name]
             out.append(h[:, -1] if h.ndim == 3 else h)  # transformer: last position
         return out[0].contiguous() if len(out) == 1 else torch.cat(out)
+
+    @torch.no_grad()
+    def hidden_all_pairs_float64(self) -> torch.Tensor | None:
+        """``[pair, hidden]`` float64: the hidden layer on all pairs in float64 arithmetic from the
+        stored weights, or ``None`` where a model has no such form (the transformer).
+
+        The MLPs' hidden layer is a function of one table per input (:meth:`hidden_from_embeddings`),
+        so this costs ``O(n^2 hidden)`` where the float32 forward costs ``O(n^2 embed hidden)``, and
+        gives the same numbers on every device (the forward's float32 products round differently per
+        device and BLAS, about 1e-7 relative).
+        """
+        return self.hidden_from_embeddings(self.embedding_left(torch.float64), self.embedding_right(torch.float64))
+
+    def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor | None:
+        """``[pair, hidden]``: the hidden layer of every pair ``a*n + b`` from ``left = embedding_left()``
+        and ``right = embedding_right()`` (``[n, hidden]``, any dtype), where the model's hidden layer is
+        such a function (the MLPs: ``relu(left[a] + right[b])``; bilinear: ``left[a] * right[b]``);
+        ``None`` otherwise (the transformer)."""
+        return None
 
     @torch.no_grad()
     def logits_all_pairs(self, chunk_size: int | None = None) -> torch.Tensor:
@@ -195,17 +225,20 @@ class OneLayerMLP(GroupModel):
         hidden = self.hidden(F.relu(stack @ self.W))
         return hidden @ self.W_U
 
-    def embedding_left(self) -> torch.Tensor:
-        return self.W_x @ self.W[:self.embed_dim]
+    def embedding_left(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return _as(self.W_x, dtype) @ _as(self.W[:self.embed_dim], dtype)
 
-    def embedding_right(self) -> torch.Tensor:
-        return self.W_y @ self.W[self.embed_dim:]
+    def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return _relu_sum_all_pairs(left, right)
 
-    def unembedding(self) -> torch.Tensor:
-        return self.W_U.T
+    def embedding_right(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return _as(self.W_y, dtype) @ _as(self.W[self.embed_dim:], dtype)
+
+    def unembedding(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return _as(self.W_U, dtype).T
 
     def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        return hidden @ self.W_U
+        return hidden @ self.W_U.to(hidden.dtype)
 
 
 class BilinearNet(GroupModel):
@@ -233,17 +266,20 @@ class BilinearNet(GroupModel):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.hidden(self.W_x[a] * self.W_y[b]) @ self.W_U
 
-    def embedding_left(self) -> torch.Tensor:
-        return self.W_x
+    def embedding_left(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return _as(self.W_x, dtype)
 
-    def embedding_right(self) -> torch.Tensor:
-        return self.W_y
+    def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return (left[:, None, :] * right[None, :, :]).reshape(left.shape[0] * right.shape[0], -1)
 
-    def unembedding(self) -> torch.Tensor:
-        return self.W_U.T
+    def embedding_right(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return _as(self.W_y, dtype)
+
+    def unembedding(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return _as(self.W_U, dtype).T
 
     def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        return hidden @ self.W_U
+        return hidden @ self.W_U.to(hidden.dtype)
 
 
 class WuMLP(GroupModel):
@@ -271,17 +307,20 @@ class WuMLP(GroupModel):
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return self.hidden(F.relu(self.W_l[a] + self.W_r[b])) @ self.W_U
 
-    def embedding_left(self) -> torch.Tensor:
-        return self.W_l
+    def embedding_left(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return _as(self.W_l, dtype)
 
-    def embedding_right(self) -> torch.Tensor:
-        return self.W_r
+    def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return _relu_sum_all_pairs(left, right)
 
-    def unembedding(self) -> torch.Tensor:
-        return self.W_U.T
+    def embedding_right(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return _as(self.W_r, dtype)
+
+    def unembedding(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return _as(self.W_U, dtype).T
 
     def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        return hidden @ self.W_U
+        return hidden @ self.W_U.to(hidden.dtype)
 
 
 # --- transformer components (TransformerLens names) -------------------------------------------------
@@ -422,14 +461,14 @@ class Transformer(GroupModel):
         resid = self.blocks[0](embed + pos)
         return resid[:, -1] @ self.unembed.W_U + self.unembed.b_U
 
-    def embedding_left(self) -> torch.Tensor:
-        return self.embed.W_E[:self.n]
+    def embedding_left(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return _as(self.embed.W_E[:self.n], dtype)
 
-    def embedding_right(self) -> torch.Tensor:
-        return self.embed.W_E[:self.n]
+    def embedding_right(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return _as(self.embed.W_E[:self.n], dtype)
 
-    def unembedding(self) -> torch.Tensor:
-        return (self.blocks[0].mlp.W_out @ self.unembed.W_U).T
+    def unembedding(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return (_as(self.blocks[0].mlp.W_out, dtype) @ _as(self.unembed.W_U, dtype)).T
 
     def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         pairs = pairs.to(hidden.device)

@@ -275,6 +275,7 @@ class EvaluationRecord:
     checkpoints: dict = dataclasses.field(default_factory=dict)
     key_irreps: list = dataclasses.field(default_factory=list)
     package_version: str = __version__
+    metrics_revision: int = 0   # the arithmetic of the rows (``analysis.metrics.METRICS_REVISION``); 0: unrecorded
 
 
 def read_evaluation_record(run_dir: str | os.PathLike) -> EvaluationRecord | None:
@@ -284,7 +285,8 @@ def read_evaluation_record(run_dir: str | os.PathLike) -> EvaluationRecord | Non
         d = json.loads(path.read_text())
         return EvaluationRecord(model=d.get("model"), checkpoints=dict(d.get("checkpoints") or {}),
                                 key_irreps=list(d.get("key_irreps") or []),
-                                package_version=str(d.get("package_version", "")))
+                                package_version=str(d.get("package_version", "")),
+                                metrics_revision=int(d.get("metrics_revision") or 0))
     except (FileNotFoundError, ValueError, TypeError, AttributeError):
         return None
 
