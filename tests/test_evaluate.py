@@ -23,7 +23,8 @@ from rep_theory.analysis.metrics_batch import metrics_from_aggregates
 from rep_theory.training.models import make_model
 from rep_theory.analysis.run_figures import FIGURE_FILES
 from rep_theory.pipeline.reports import evaluate_and_draw
-from rep_theory.training.rundir import load_weights
+from rep_theory.analysis.summaries import pending_reason
+from rep_theory.training.rundir import load_weights, run_state, staleness
 from test_planted import planted_mlp_state
 
 SPEC = "C7"
@@ -159,10 +160,22 @@ def test_rows_of_another_metrics_revision_are_recomputed(tmp_path, counted):
         else:
             record["metrics_revision"] = old
         (run / "evaluation.json").write_text(json.dumps(record))
+        reason = staleness(run)                      # status and tables do not serve it meanwhile
+        assert reason is not None and ("unrecorded" if old is None else "revision 1") in reason, reason
+        assert run_state(run) == "trained" and pending_reason(run) == reason
         counted.clear()
         E.evaluate_run(run, progress=False)
         assert sorted(counted) == [0, 1, 3, 10, 20], old
         assert json.loads((run / "evaluation.json").read_text())["metrics_revision"] == 2
+        assert staleness(run, final_only=True) is None
+    # --final on a run whose rows are of another revision: the summary is current, the rows are not
+    record = json.loads((run / "evaluation.json").read_text())
+    record["metrics_revision"] = 1
+    (run / "evaluation.json").write_text(json.dumps(record))
+    E.evaluate_run(run, progress=False, final_only=True)
+    after = json.loads((run / "evaluation.json").read_text())
+    assert after["metrics_revision"] == 2 and after["checkpoints"] == {}
+    assert staleness(run, final_only=True) is None and "not evaluated" in staleness(run)
 
 
 def test_cli_final_only(tmp_path, capsys):

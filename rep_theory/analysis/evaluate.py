@@ -228,6 +228,9 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
     log.info("%s: key irreps %s", run_dir.name, key_irreps)
     if final_only:
         record.model = model_stamp
+        if record.metrics_revision != METRICS_REVISION:   # the rows, if any, are of another revision:
+            record.checkpoints = {}                        # no longer vouched for, recomputed by a full eval
+            record.metrics_revision = METRICS_REVISION
         write_evaluation_record(run_dir, record)
         return summary
 

@@ -67,6 +67,7 @@ import torch.nn.functional as F
 from rep_theory.algebra.groups import Group
 from rep_theory.analysis.bases import IrrepBases, aggregate_pairs, fve, orthonormal_basis, project
 from rep_theory.analysis.thresholds import KEY_THRESHOLD, ORDER_RULES, ORDER_THRESHOLD
+from rep_theory.training.rundir import METRICS_REVISION  # the arithmetic below (re-exported)
 
 __all__ = [
     "orthonormal_basis", "project", "fve", "aggregate_pairs", "product_kernel", "logit_similarity",
@@ -84,11 +85,6 @@ CYCLIC_HIDDEN_BASIS_KEYS = ("percent_hidden_x", "percent_hidden_y", "percent_hid
                             "percent_hidden_xy_explained")
 """Key prefixes whose paper values are not reproducible for cyclic groups: the paper built its
 hidden-layer bases for 2-d cyclic irreps by a plain QR of four rank-2 columns (see the README, "Evaluating runs")."""
-
-METRICS_REVISION = 2
-"""The arithmetic of the metrics: ``evaluate_run`` recomputes rows written under another revision
-(1: weight products, and the MLPs' hidden layer and logits, from the float32 forward; 2: in float64
-from the weights)."""
 
 _CHUNK_BYTES = 1 << 26      # ~64 MiB per [chunk, max(n, hidden)] float64 block
 _READOUT_BYTES = 1 << 28    # stored [n, n] per-irrep readout tables per pass over the training pairs

@@ -266,6 +266,12 @@ def stamp_matches(path: str | os.PathLike, stamp: dict | None, *, deep: bool = F
     return deep and st.st_size == stamp.get("size") and content_digest(path) == stamp.get("sha256")
 
 
+METRICS_REVISION = 2
+"""The arithmetic of the metrics (``rep_theory.analysis.metrics``), recorded in ``evaluation.json``:
+1, weight products and the MLPs' hidden layer and logits from the float32 forward; 2, in float64 from
+the weights.  A summary or rows of another revision are stale (:func:`staleness`) and are recomputed."""
+
+
 @dataclasses.dataclass
 class EvaluationRecord:
     """``evaluation.json``: the stamps of the weights behind ``summary_metrics.json`` (``model``) and
@@ -275,7 +281,7 @@ class EvaluationRecord:
     checkpoints: dict = dataclasses.field(default_factory=dict)
     key_irreps: list = dataclasses.field(default_factory=list)
     package_version: str = __version__
-    metrics_revision: int = 0   # the arithmetic of the rows (``analysis.metrics.METRICS_REVISION``); 0: unrecorded
+    metrics_revision: int = METRICS_REVISION   # the arithmetic of the summary and rows; read as 0 when absent
 
 
 def read_evaluation_record(run_dir: str | os.PathLike) -> EvaluationRecord | None:
@@ -336,6 +342,9 @@ def staleness(run_dir: str | os.PathLike, *, final_only: bool = False) -> str | 
         return "not evaluated"
     if not stamp_matches(run_dir / MODEL_NAME, record.model):
         return "model.pt changed since it was evaluated"
+    if record.metrics_revision != METRICS_REVISION:
+        return (f"evaluated under metrics revision {record.metrics_revision or 'unrecorded (1)'}; this version "
+                f"computes revision {METRICS_REVISION} (float64 arithmetic): re-run eval")
     if final_only:
         return None
     current = dict(list_checkpoints(run_dir))
