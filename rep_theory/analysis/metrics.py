@@ -292,7 +292,8 @@ class CheckpointAggregates:
     E_left: torch.Tensor          # [n, k] embedding_left(float64)
     E_right: torch.Tensor         # [n, k] embedding_right(float64)
     sum_sq_weights: float         # sum of the squares of every parameter
-    H: torch.Tensor | None        # [pair, hidden] hidden layer (float64 for the MLPs, else model dtype), kept for pass 2 when store is None
+    H: torch.Tensor | None        # [pair, hidden] hidden layer (float64 for the MLPs, else model dtype),
+                                  # kept for pass 2 when store is None
 
 
 def pair_mask(pairs: torch.Tensor, bases: IrrepBases) -> torch.Tensor:

@@ -41,10 +41,11 @@ embedding layer, no biases.  Init (their code's ``MLP4``): ``W_l, W_r`` standard
 uniform in ``+-1/sqrt(hidden)``.  Hook point ``hidden`` (post-ReLU), as ``OneLayerMLP``.
 
 Every single-seed model offers what the metrics read: ``n``, ``hidden_hook_name``,
-``embedding_left()`` / ``embedding_right()`` ``[n, hidden]``, ``unembedding()`` ``[n, hidden]``,
-``hidden_all_pairs()`` ``[pair, hidden]``, ``hidden_from_embeddings(left, right)`` and
-``hidden_all_pairs_float64()`` (the MLPs; ``None`` for the transformer), ``logits_all_pairs()`` ``[pair, n]`` and ``logits_from_hidden(hidden, pairs)``,
-in the dtype of ``hidden`` for the MLPs (see :class:`GroupModel`).
+``embedding_left()`` / ``embedding_right()`` ``[n, hidden]``, ``unembedding()`` ``[n, hidden]`` (each
+computed in an optional ``dtype``), ``hidden_all_pairs()`` ``[pair, hidden]``,
+``hidden_from_embeddings(left, right)`` and ``hidden_all_pairs_float64()`` (the MLPs; ``None`` for
+the transformer), ``logits_all_pairs()`` ``[pair, n]`` and ``logits_from_hidden(hidden, pairs)`` (in
+the dtype of ``hidden`` for the MLPs); see :class:`GroupModel`.
 
 Seed-batched forms: :mod:`rep_theory.training.batched`.
 """
@@ -228,14 +229,14 @@ class OneLayerMLP(GroupModel):
     def embedding_left(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         return _as(self.W_x, dtype) @ _as(self.W[:self.embed_dim], dtype)
 
-    def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        return _relu_sum_all_pairs(left, right)
-
     def embedding_right(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         return _as(self.W_y, dtype) @ _as(self.W[self.embed_dim:], dtype)
 
     def unembedding(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         return _as(self.W_U, dtype).T
+
+    def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return _relu_sum_all_pairs(left, right)
 
     def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         return hidden @ self.W_U.to(hidden.dtype)
@@ -269,14 +270,14 @@ class BilinearNet(GroupModel):
     def embedding_left(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         return _as(self.W_x, dtype)
 
-    def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        return (left[:, None, :] * right[None, :, :]).reshape(left.shape[0] * right.shape[0], -1)
-
     def embedding_right(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         return _as(self.W_y, dtype)
 
     def unembedding(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         return _as(self.W_U, dtype).T
+
+    def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return (left[:, None, :] * right[None, :, :]).reshape(left.shape[0] * right.shape[0], -1)
 
     def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         return hidden @ self.W_U.to(hidden.dtype)
@@ -310,14 +311,14 @@ class WuMLP(GroupModel):
     def embedding_left(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         return _as(self.W_l, dtype)
 
-    def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
-        return _relu_sum_all_pairs(left, right)
-
     def embedding_right(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         return _as(self.W_r, dtype)
 
     def unembedding(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         return _as(self.W_U, dtype).T
+
+    def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+        return _relu_sum_all_pairs(left, right)
 
     def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
         return hidden @ self.W_U.to(hidden.dtype)

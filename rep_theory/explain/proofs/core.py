@@ -123,28 +123,26 @@ def mlp_matrices(model, flops: Flops | None = None) -> tuple[torch.Tensor, torch
     ``(W_l, W_r, W_U^T)`` at no cost.
     """
     wu = ("W_l", "W_r", "W_U")
-    if all(hasattr(model, k) for k in wu) and not hasattr(model, "W_x"):
-        with torch.no_grad():
-            W_l, W_r, W_U = (getattr(model, k).detach().to("cpu", torch.float64) for k in wu)
-        n, m = W_l.shape
-        if W_r.shape != (n, m) or W_U.shape != (m, n):
-            raise ValueError(f"inconsistent WuMLP shapes: W_l {tuple(W_l.shape)}, W_r {tuple(W_r.shape)}, "
-                             f"W_U {tuple(W_U.shape)}; expected W_r [{n}, {m}] and W_U [{m}, {n}]")
-        return W_l, W_r, W_U.T.contiguous()
     needed = ("W_x", "W_y", "W", "W_U")
-    if not all(hasattr(model, k) for k in needed) or hasattr(model, "blocks"):
+    if all(hasattr(model, k) for k in wu) and not hasattr(model, "W_x"):
+        n, m = model.W_l.shape
+        if model.W_r.shape != (n, m) or model.W_U.shape != (m, n):
+            raise ValueError(f"inconsistent WuMLP shapes: W_l {tuple(model.W_l.shape)}, W_r {tuple(model.W_r.shape)}, "
+                             f"W_U {tuple(model.W_U.shape)}; expected W_r [{n}, {m}] and W_U [{m}, {n}]")
+    elif all(hasattr(model, k) for k in needed) and not hasattr(model, "blocks"):
+        (n, e), (rows, m) = model.W_x.shape, model.W.shape
+        if rows != 2 * e or model.W_U.shape[1] != n:
+            raise ValueError(f"inconsistent OneLayerMLP shapes: W_x {tuple(model.W_x.shape)}, W {tuple(model.W.shape)}, "
+                             f"W_U {tuple(model.W_U.shape)}; expected W [2*{e}, m] and W_U [m, {n}]")
+        if flops is not None:
+            flops.add("embed", 2 * 2 * n * e * m)
+    else:
         raise TypeError(f"the verifiers handle OneLayerMLP (weights {needed}) and WuMLP (weights {wu}) "
                         f"networks; got {type(model).__name__}")
-    with torch.no_grad():
-        W_x, W_y, W, W_U = (getattr(model, k).detach().to("cpu", torch.float64) for k in needed)
-    n, e = W_x.shape
-    if W.shape[0] != 2 * e or W_U.shape[1] != n:
-        raise ValueError(f"inconsistent OneLayerMLP shapes: W_x {tuple(W_x.shape)}, W {tuple(W.shape)}, "
-                         f"W_U {tuple(W_U.shape)}; expected W [2*{e}, m] and W_U [m, {n}]")
-    m = W.shape[1]
-    if flops is not None:
-        flops.add("embed", 2 * 2 * n * e * m)
-    return W_x @ W[:e], W_y @ W[e:], W_U.T.contiguous()
+    with torch.no_grad():   # the model's own float64 views, as the metrics read them
+        L, R, U = (x.detach().to("cpu").contiguous() for x in (
+            model.embedding_left(torch.float64), model.embedding_right(torch.float64), model.unembedding(torch.float64)))
+    return L, R, U
 
 
 def check_matrices(G, L, R, U) -> None:
