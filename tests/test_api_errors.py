@@ -101,3 +101,24 @@ def test_proof_and_rho_set_inputs_are_checked():
         fit_fourier(G, L, R, U, key_power=2)
     with pytest.raises(ValueError, match="atol must be >= 0"):
         rho_set(G, "standard", atol=-1)
+
+
+def test_a_missing_group_or_model_is_a_named_error():
+    """``None`` (or another object) where a group or a planted circuit's irreps belong: a TypeError
+    naming what was expected, not an AttributeError from deep inside."""
+    from rep_theory.explain.proofs import planted_circuits_mlp, verify
+    from rep_theory.lenses import lens_leaderboard
+
+    model = make_model("OneLayerMLP", 6, seed=1, embed_dim=4, hidden_dim=6)
+    with pytest.raises(TypeError, match="expected a Group or a group spec"):
+        verify(model, None, method="brute")
+    with pytest.raises(TypeError, match="expected a Group or a group spec"):
+        planted_circuits_mlp(None, {"standard": 1.0})
+    with pytest.raises(TypeError, match="irreps must be an irrep name or a non-empty dict"):
+        planted_circuits_mlp("S3", None)
+    with pytest.raises(TypeError, match="expected a Group or a group spec"):
+        lens_leaderboard(model, None, lenses=["pca"], progress=False)
+    with pytest.raises(TypeError, match="the verifiers handle OneLayerMLP"):
+        verify(None, "S3", method="brute")
+    rows = lens_leaderboard(model, "S3", lenses=["pca"], progress=False)   # a spec is accepted
+    assert rows and rows[0]["lens"] == "pca"

@@ -430,5 +430,5 @@ def get_group(spec: str) -> Group:
     if isinstance(spec, Group):
         return spec
     if not isinstance(spec, str):
-        raise TypeError(f"get_group needs a spec string such as 'S5', got {type(spec).__name__} {spec!r}")
+        raise TypeError(f"expected a Group or a group spec string such as 'S5', got {type(spec).__name__} {spec!r}")
     return _get_group_cached(canonical_spec(spec))

@@ -212,14 +212,17 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
     bases = IrrepBases.for_group(G, dev)
     split = make_split(G, cfg.frac_train, cfg.seed, paper_order=cfg.paper_order, device=dev)
 
-    def evaluate(weights_path: Path, epoch: float, key_irreps):
-        model = model_from_weights(cfg, load_weights(weights_path, map_location=dev), group=G, device=dev)
+    def load_model(weights_path: Path):
+        return model_from_weights(cfg, load_weights(weights_path, map_location=dev), group=G, device=dev)
+
+    def evaluate(model, epoch: float, key_irreps):
         return checkpoint_metrics(model, bases, train_pairs=split.train, key_irreps=key_irreps,
                                   key_threshold=key_threshold, epoch=epoch, chunk_size=chunk_size)
 
     record = read_evaluation_record(run_dir) or EvaluationRecord()
     model_stamp = file_stamp(final_path)
-    summary = evaluate(final_path, cfg.num_epochs, None)
+    final_model = load_model(final_path)
+    summary = evaluate(final_model, cfg.num_epochs, None)
     sims = {name: summary[f"logit_{name}_rep_trace_similarity"] for name in bases.names if name != "trivial"}
     key_irreps = select_key_irreps(sims, threshold=key_threshold)
     atomic_write_json(run_dir / SUMMARY_NAME, summary)
@@ -270,10 +273,8 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
                                                           key_irreps=list(key_irreps),
                                                           metrics_revision=METRICS_REVISION))
 
-    hidden = None  # the run's hidden width, read from the final model when the batched path needs it
+    hidden = final_model.unembedding().shape[1]  # the run's hidden width
     if todo and (ckpt_batch is None or ckpt_batch > 1):
-        hidden = model_from_weights(cfg, load_weights(final_path, map_location=dev), group=G,
-                                    device=dev).unembedding().shape[1]
         if ckpt_batch is None:
             worth_it = dev.type != "cpu" or _small_on_cpu(dev, G.order ** 2 * hidden)
             ckpt_batch = ckpt_batch_size(G.order, hidden, len(split.train), n_irreps=len(bases.names)) if worth_it else 1
@@ -294,7 +295,7 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         if not todo or ckpt_batch <= 1:  # one checkpoint at a time: the reference path, and the one for large groups
             for epoch, path in tqdm(todo, desc=f"eval {run_dir.name}", unit="ckpt", disable=not progress):
                 stamp = file_stamp(path)
-                rows[float(epoch)] = evaluate(path, epoch, key_irreps)
+                rows[float(epoch)] = evaluate(load_model(path), epoch, key_irreps)
                 stamps[str(epoch)] = stamp
                 if time.monotonic() - last_flush > _FLUSH_SECONDS:
                     flush()

@@ -18,7 +18,7 @@ from typing import Callable, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from rep_theory.algebra.groups import Group
+from rep_theory.algebra.groups import Group, get_group
 from rep_theory.analysis.metrics import KEY_THRESHOLD, IrrepBases
 from rep_theory.device import resolve_device
 from rep_theory.lenses.base import LensResult
@@ -89,7 +89,7 @@ def check_lenses(lenses: Sequence[str] | None) -> list[str]:
     return out
 
 
-def lens_leaderboard(model: GroupModel, G: Group, *, lenses: Sequence[str] | None = None,
+def lens_leaderboard(model: GroupModel, G: Group | str, *, lenses: Sequence[str] | None = None,
                      sites: Sequence[str] | None = None, key_irreps: Sequence[str] | None = None,
                      seed: int = 0, device: torch.device | str | None = None, progress: bool = True,
                      summaries: dict | None = None) -> list[dict]:
@@ -97,7 +97,8 @@ def lens_leaderboard(model: GroupModel, G: Group, *, lenses: Sequence[str] | Non
 
     Parameters
     ----------
-    model, G : the model and its group (the lenses never see ``G``; the scores do).
+    model, G : the model and its group, a :class:`Group` or a spec (the lenses never see ``G``; the
+        scores do).
     lenses : names from :data:`LENSES` (default all).
     sites : site names (default :func:`rep_theory.lenses.sites.default_sites`).
     key_irreps : the model's key irreps for the coverage (default: logit similarity above 0.005,
@@ -113,6 +114,7 @@ def lens_leaderboard(model: GroupModel, G: Group, *, lenses: Sequence[str] | Non
     list of dict, one per (lens, site) in lens-major order, keys :data:`COLUMNS` (+ ``spliced_loss``).
     """
     names = check_lenses(lenses)
+    G = get_group(G)   # a Group, or a spec; anything else is a named TypeError
     if device is not None:
         model = model.to(resolve_device(device))
     ctx = SiteContext(model, G)

@@ -62,7 +62,7 @@ def isotypic_projector(G: Group | str, irrep: str) -> torch.Tensor:
     dimension), computed as :func:`rep_theory.algebra.fourier.isotypic_projection` of the identity.
     Unknown irrep names raise ``KeyError`` naming the group's irreps.
     """
-    G = get_group(G) if isinstance(G, str) else G
+    G = get_group(G)
     return isotypic_projection(G, torch.eye(G.order, dtype=torch.float64), irrep)
 
 

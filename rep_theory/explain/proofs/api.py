@@ -53,7 +53,7 @@ def verify(model, G: Group | str, *, method: str = "rhoset", keep_mask: bool = T
     """
     if method not in METHODS:
         raise ValueError(f"unknown verification method {method!r}; expected one of {list(METHODS)}")
-    G = get_group(G) if isinstance(G, str) else G
+    G = get_group(G)
     flops = Flops()
     proof_timer, fit_timer = Timer(), Timer()
     with proof_timer:
