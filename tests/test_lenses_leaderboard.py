@@ -123,3 +123,80 @@ def test_run_dirs_cli_and_batch_table(trained_s4, tmp_path, capsys):
     match, hist = float(cells[-2]), float(cells[-1])
     assert 0.0 < match <= 1.0 and 0.0 < hist <= 1.0
     assert "pending (no lenses/leaderboard.csv): S4_MLP_seed3" in table
+
+
+def _run_dir(tmp_path, cfg, model, name="run"):
+    rd = tmp_path / name
+    rd.mkdir(parents=True)
+    atomic_write_json(rd / "cfg.json", cfg.to_dict())
+    torch.save(model.state_dict(), rd / "model.pt")
+    return rd
+
+
+def test_an_interrupted_run_keeps_its_finished_lenses_and_resumes(trained_s4, tmp_path, monkeypatch):
+    """Ctrl-C in the third (lens, site) job: the two finished ones are in partial.pt and are not
+    fitted again; the resumed leaderboard equals an uninterrupted one (fitting times aside)."""
+    import dataclasses
+
+    import rep_theory.lenses.leaderboard as LB
+
+    cfgs, models = trained_s4
+    whole = run_lenses(_run_dir(tmp_path, cfgs[0], models[0], "whole"), lenses=["neuron", "pca"], progress=False)
+    rd = _run_dir(tmp_path, cfgs[0], models[0])
+    calls = []
+    real = dict(LB.LENSES)
+
+    def counting(name, fail_at=None):
+        def fit(ctx, site, **kw):
+            calls.append((name, site))
+            if fail_at is not None and len(calls) == fail_at:
+                raise KeyboardInterrupt
+            return real[name].fit(ctx, site, **kw)
+        return dataclasses.replace(real[name], fit=fit)
+
+    for name in ("neuron", "pca"):
+        monkeypatch.setitem(LB.LENSES, name, counting(name, fail_at=3))
+    with pytest.raises(KeyboardInterrupt):
+        run_lenses(rd, lenses=["neuron", "pca"], progress=False)
+    assert not (rd / "lenses" / "leaderboard.csv").exists()
+    kept = torch.load(rd / "lenses" / "partial.pt", weights_only=True)
+    assert sorted(kept["done"]) == ["neuron@embed_left", "neuron@embed_right"]
+    calls.clear()
+    for name in ("neuron", "pca"):
+        monkeypatch.setitem(LB.LENSES, name, counting(name))
+    path = run_lenses(rd, lenses=["neuron", "pca"], progress=False)
+    assert ("neuron", "embed_left") not in calls and ("neuron", "embed_right") not in calls
+    assert len(calls) == 4 and not (rd / "lenses" / "partial.pt").exists()
+    got, want = read_leaderboard(path), read_leaderboard(whole)
+    assert [(r["lens"], r["site"]) for r in got] == [(r["lens"], r["site"]) for r in want]
+    for a, b in zip(got, want):
+        for col in ("purity", "coverage", "alignment", "loss_recovered", "n_live"):
+            assert a[col] == pytest.approx(b[col], rel=1e-9, abs=1e-12), (a["lens"], a["site"], col)
+    # a partial file of other options (another seed) is not reused
+    calls.clear()
+    with pytest.raises(KeyboardInterrupt):
+        for name in ("neuron", "pca"):
+            monkeypatch.setitem(LB.LENSES, name, counting(name, fail_at=2))
+        run_lenses(rd, lenses=["neuron", "pca"], progress=False, seed=1)
+    calls.clear()
+    for name in ("neuron", "pca"):
+        monkeypatch.setitem(LB.LENSES, name, counting(name))
+    run_lenses(rd, lenses=["neuron", "pca"], progress=False)        # seed 0 again: nothing of seed 1 kept
+    assert len(calls) == 6
+
+
+def test_batch_table_serves_no_leaderboard_of_other_weights(trained_s4, tmp_path):
+    cfgs, models = trained_s4
+    batch = tmp_path / "batch"
+    runs = [_run_dir(batch, cfg, model, f"S4_MLP_seed{cfg.seed}") for cfg, model in zip(cfgs, models)]
+    for rd in runs:
+        run_lenses(rd, lenses=["neuron"], sites=["hidden"], progress=False)
+    assert "| neuron | hidden | 2 |" in batch_lens_table(batch)
+    torch.save(models[0].state_dict(), runs[1] / "model.pt")          # seed 2 "retrained"
+    table = batch_lens_table(batch)
+    assert "| neuron | hidden | 1 |" in table
+    assert "stale, not shown" in table and "S4_MLP_seed2 (model.pt changed since the lenses were scored)" in table
+    (runs[0] / "lenses" / "record.json").unlink()                     # written before records existed
+    assert "S4_MLP_seed1 (no lenses/record.json" in batch_lens_table(batch)
+    run_lenses(runs[1], lenses=["neuron"], sites=["hidden"], progress=False)
+    assert "S4_MLP_seed2" not in batch_lens_table(batch).split("stale")[-1]

@@ -8,6 +8,6 @@ Interaction Basis), ``sae_topk`` / ``sae_l1`` (sparse autoencoders), ``transcode
 """
 
 from rep_theory.lenses.leaderboard import COLUMNS, LENSES, lens_leaderboard
-from rep_theory.lenses.runs import batch_lens_table, run_lenses
+from rep_theory.lenses.runs import batch_lens_table, lens_staleness, run_lenses
 
-__all__ = ["COLUMNS", "LENSES", "lens_leaderboard", "run_lenses", "batch_lens_table"]
+__all__ = ["COLUMNS", "LENSES", "lens_leaderboard", "run_lenses", "batch_lens_table", "lens_staleness"]

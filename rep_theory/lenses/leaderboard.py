@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 from tqdm.auto import tqdm
@@ -92,7 +92,8 @@ def check_lenses(lenses: Sequence[str] | None) -> list[str]:
 def lens_leaderboard(model: GroupModel, G: Group | str, *, lenses: Sequence[str] | None = None,
                      sites: Sequence[str] | None = None, key_irreps: Sequence[str] | None = None,
                      seed: int = 0, device: torch.device | str | None = None, progress: bool = True,
-                     summaries: dict | None = None) -> list[dict]:
+                     summaries: dict | None = None, done: Mapping[tuple[str, str], tuple[dict, torch.Tensor]] | None = None,
+                     on_result: Callable[[str, str, dict, torch.Tensor], None] | None = None) -> list[dict]:
     """Fit and score ``lenses`` on ``sites`` of ``model`` (a single-seed ``OneLayerMLP`` or ``Transformer``).
 
     Parameters
@@ -108,6 +109,10 @@ def lens_leaderboard(model: GroupModel, G: Group | str, *, lenses: Sequence[str]
     progress : tqdm bars over the (lens, site) jobs and the training loops.
     summaries : if a dict is given, ``summaries[(lens, site)]`` receives each lens's
         :func:`rep_theory.lenses.scores.feature_summaries` (for the cross-seed stability).
+    done : ``{(lens, site): (row, summary)}`` of jobs already computed for this model with the same
+        ``seed`` and ``key_irreps`` (an interrupted run's): returned as they are, not fitted again.
+    on_result : called ``(lens, site, row, summary)`` after each job computed here, e.g. to save
+        progress (:func:`rep_theory.lenses.runs.run_lenses` does).
 
     Returns
     -------
@@ -130,6 +135,12 @@ def lens_leaderboard(model: GroupModel, G: Group | str, *, lenses: Sequence[str]
     bar = tqdm(jobs, desc="lenses", disable=not progress)
     for lens, site in bar:
         bar.set_postfix_str(f"{lens} @ {site}")
+        if done is not None and (lens, site) in done:
+            row, summary = done[(lens, site)]
+            rows.append(dict(row))
+            if summaries is not None:
+                summaries[(lens, site)] = summary
+            continue
         spec = LENSES[lens]
         start = time.perf_counter()
         kwargs = {"seed": seed, "progress": progress} if spec.progress else {"seed": seed}
@@ -139,8 +150,11 @@ def lens_leaderboard(model: GroupModel, G: Group | str, *, lenses: Sequence[str]
         row["seconds"] = seconds
         row["key_irreps"] = " ".join(key_irreps)
         rows.append(row)
+        summary = feature_summaries(result.features, G, bases) if summaries is not None or on_result else None
         if summaries is not None:
-            summaries[(lens, site)] = feature_summaries(result.features, G, bases)
+            summaries[(lens, site)] = summary
+        if on_result is not None:
+            on_result(lens, site, row, summary)
         log.info("%s @ %s: purity %.3f, loss recovered %.3f (%.1fs)", lens, site, row["purity"],
                  row["loss_recovered"], seconds)
     return rows

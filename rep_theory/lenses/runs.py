@@ -6,6 +6,15 @@
     leaderboard.html    grouped bars per score (plotly, self-contained)
     summaries.pt        per (lens, site) the live features' pair-function summaries [k, 3n]
                         (float32), for the cross-seed stability of the batch table
+    record.json         the stamp (size, mtime, sha256) of the model.pt they describe, taken before
+                        loading it, and the options (seed, key irreps); written last
+    partial.pt          while running: every (lens, site) finished so far, with the same stamp and
+                        options, rewritten after each; an interrupted run resumes from it (its
+                        finished jobs are not fitted again) and a finished one deletes it
+
+``batch_lens_table`` serves no leaderboard whose record does not match the run's current ``model.pt``
+(retrained since, or written before records existed): such runs are listed as stale, with the
+command that refreshes them.
 
 ``batch_lens_table(BATCH_DIR)`` reads the ``lenses/`` folders of the run directories in a batch
 (subfolders holding ``cfg.json``), groups the runs by config (everything but the seed), and
@@ -21,6 +30,8 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
+import logging
 import math
 import os
 from pathlib import Path
@@ -28,16 +39,19 @@ from typing import Sequence
 
 import torch
 
-from rep_theory.io import atomic_write_bytes, atomic_write_text
+from rep_theory.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from rep_theory.lenses.leaderboard import COLUMNS, lens_leaderboard
 from rep_theory.lenses.scores import histogram_stability, match_stability, parse_hist
 
 from rep_theory.algebra.groups import get_group
 from rep_theory.device import resolve_device
 from rep_theory.training.config import load_config
-from rep_theory.training.rundir import load_run_model, read_lines
+from rep_theory.training.rundir import file_stamp, load_run_model, read_lines, stamp_matches
 
-__all__ = ["run_lenses", "batch_lens_table", "read_leaderboard", "leaderboard_figure", "SCORE_COLUMNS"]
+__all__ = ["run_lenses", "batch_lens_table", "lens_staleness", "read_leaderboard", "leaderboard_figure",
+           "SCORE_COLUMNS"]
+
+log = logging.getLogger(__name__)
 
 SCORE_COLUMNS = ("purity", "coverage", "alignment", "loss_recovered", "cross_irrep_edge_mass")
 """The scores in [0, 1] that the figure and the batch table show (L0 is shown in the table only)."""
@@ -107,21 +121,78 @@ def leaderboard_figure(rows: list[dict], title: str = "lens leaderboard"):
     return fig
 
 
+PARTIAL_NAME = "partial.pt"
+RECORD_NAME = "record.json"
+
+
+def _read_partial(path: Path, model_path: Path, options: dict) -> dict:
+    """``{(lens, site): (row, summary)}`` kept by an interrupted run of the same weights and options,
+    else empty (absent, unreadable, other weights or options)."""
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved.get("options") != options or not stamp_matches(model_path, saved.get("weights"), deep=True):
+            return {}
+        return {tuple(job.split("@", 1)): (dict(entry["row"]), entry["summary"])
+                for job, entry in saved["done"].items()}
+    except FileNotFoundError:
+        return {}
+    except Exception as err:  # a damaged or foreign file: start over, say so
+        log.warning("%s: unreadable (%s: %s); recomputing every lens", path, type(err).__name__, err)
+        return {}
+
+
+def _write_partial(path: Path, stamp: dict, options: dict, done: dict) -> None:
+    buf = io.BytesIO()
+    torch.save({"weights": stamp, "options": options,
+                "done": {f"{lens}@{site}": {"row": row, "summary": summary}
+                         for (lens, site), (row, summary) in done.items()}}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def lens_staleness(run_dir: str | os.PathLike) -> str | None:
+    """Why ``RUN_DIR/lenses/leaderboard.csv`` does not describe the run's current ``model.pt``, or ``None``."""
+    run_dir = Path(run_dir)
+    out = run_dir / "lenses"
+    if not (out / "leaderboard.csv").is_file():
+        return "no lenses/leaderboard.csv"
+    try:
+        record = json.loads((out / RECORD_NAME).read_text())
+    except (FileNotFoundError, ValueError):
+        return "no lenses/record.json (written before records existed)"
+    if not stamp_matches(run_dir / "model.pt", record.get("weights") if isinstance(record, dict) else None,
+                         deep=True):
+        return "model.pt changed since the lenses were scored"
+    return None
+
+
 def run_lenses(run_dir: str | os.PathLike, lenses: Sequence[str] | None = None, sites: Sequence[str] | None = None,
                device: str | torch.device | None = None, *, seed: int = 0, progress: bool = True) -> Path:
     """Score ``lenses`` on ``sites`` of the run's final model; returns ``RUN_DIR/lenses/leaderboard.csv``.
 
     Key irreps come from the run's ``key_reps_in_order.txt`` / ``key_reps.txt`` when it has been
     evaluated, else from the model (logit similarity above 0.005).  Files are written atomically.
+    Progress survives an interruption: every finished (lens, site) is kept in ``lenses/partial.pt``
+    (tied to the weights' stamp, the seed and the key irreps) and not fitted again by the next call.
     """
     run_dir = Path(run_dir)
     if not (run_dir / "cfg.json").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run directory (no cfg.json)")
+    model_path = run_dir / "model.pt"
+    stamp = file_stamp(model_path) if model_path.is_file() else None   # before loading, as eval does
     model, G, cfg, key = _load_run(run_dir, device)
+    out = run_dir / "lenses"
+    options = {"seed": int(seed), "key_irreps": None if key is None else list(key)}
+    done = _read_partial(out / PARTIAL_NAME, model_path, options)
+    if done:
+        log.info("%s: resuming; %d (lens, site) result(s) kept from an interrupted run", run_dir.name, len(done))
+
+    def keep(lens: str, site: str, row: dict, summary: torch.Tensor) -> None:
+        done[(lens, site)] = (row, summary)
+        _write_partial(out / PARTIAL_NAME, stamp, options, done)
+
     summaries: dict = {}
     rows = lens_leaderboard(model, G, lenses=lenses, sites=sites, key_irreps=key, seed=seed, progress=progress,
-                            summaries=summaries)
-    out = run_dir / "lenses"
+                            summaries=summaries, done=dict(done), on_result=keep)
     columns = list(COLUMNS) + ["key_irreps"]
     path = atomic_write_text(out / "leaderboard.csv", _csv_text(rows, columns))
     fig = leaderboard_figure(rows, title=f"lens leaderboard: {run_dir.name} ({cfg.spec} {cfg.model}, seed {cfg.seed})")
@@ -129,11 +200,13 @@ def run_lenses(run_dir: str | os.PathLike, lenses: Sequence[str] | None = None, 
     buf = io.BytesIO()
     torch.save({f"{lens}@{site}": s for (lens, site), s in summaries.items()}, buf)
     atomic_write_bytes(out / "summaries.pt", buf.getvalue())
+    atomic_write_json(out / RECORD_NAME, {"weights": stamp, "options": options,
+                                          "jobs": [f"{r['lens']}@{r['site']}" for r in rows]})
+    (out / PARTIAL_NAME).unlink(missing_ok=True)
     return path
 
 
 def _config_key(run_dir: Path) -> str:
-    import json
     d = json.loads((run_dir / "cfg.json").read_text())
     d.pop("seed", None)
     d.pop("version", None)
@@ -154,12 +227,15 @@ def batch_lens_table(batch_dir: str | os.PathLike) -> str:
     if not run_dirs:
         raise FileNotFoundError(f"{batch_dir} holds no run directories (subfolders with cfg.json)")
     groups: dict[str, list[Path]] = {}
-    pending = []
+    pending, stale = [], []
     for rd in run_dirs:
-        if (rd / "lenses" / "leaderboard.csv").is_file():
+        reason = lens_staleness(rd)
+        if reason is None:
             groups.setdefault(_config_key(rd), []).append(rd)
-        else:
+        elif reason == "no lenses/leaderboard.csv":
             pending.append(rd.name)
+        else:
+            stale.append(f"{rd.name} ({reason})")
     header = ["config", "lens", "site", "seeds", *SCORE_COLUMNS, "l0", "stability_match", "stability_hist"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for key, rds in groups.items():
@@ -190,11 +266,13 @@ def batch_lens_table(batch_dir: str | os.PathLike) -> str:
     if pending:
         lines.append("")
         lines.append(f"pending (no lenses/leaderboard.csv): {', '.join(pending)}")
+    if stale:
+        lines.append("")
+        lines.append(f"stale, not shown (refresh with `rep-theory lenses RUN_DIR`): {'; '.join(stale)}")
     return "\n".join(lines) + "\n"
 
 
 def _label(run_dir: Path) -> str:
-    import json
     d = json.loads((run_dir / "cfg.json").read_text())
     group = d.get("group", "?")
     if d.get("group_parameter") is not None:
