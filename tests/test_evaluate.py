@@ -206,3 +206,34 @@ def test_load_weights_rejects_other_objects(tmp_path):
     torch.save([1, 2, 3], tmp_path / "x.pt")
     with pytest.raises(ValueError, match="state dict"):
         load_weights(tmp_path / "x.pt")
+
+
+def test_sigterm_during_eval_keeps_the_rows_and_exits_143(tmp_path, monkeypatch, capsys):
+    """SIGTERM (a scheduler ending the job) stops ``eval`` like Ctrl-C: the rows computed so far are
+    written, with their stamps, and the command exits 143 with one line."""
+    import os
+    import signal
+
+    run = tmp_path / "run"
+    _make_run(run)
+    monkeypatch.setattr(E, "_FIRST_BATCH", 1)                         # batches [0], [1, 3], [10]
+    calls, killed = [], []
+
+    def terminated_on_the_second_batch(*args, **kwargs):
+        calls.append(kwargs["epochs"])
+        if len(calls) == 2 and not killed:
+            killed.append(True)
+            os.kill(os.getpid(), signal.SIGTERM)
+        return metrics_from_aggregates(*args, **kwargs)
+
+    monkeypatch.setattr(E, "metrics_from_aggregates", terminated_on_the_second_batch)
+    previous = signal.getsignal(signal.SIGTERM)
+    assert main(["eval", str(run), "--no-figures", "--no-progress", "--device", "cpu"]) == 143
+    assert signal.getsignal(signal.SIGTERM) is previous                # the handler is removed again
+    err = capsys.readouterr().err
+    assert "rep-theory eval: SIGTERM; what was finished is kept" in err and "Traceback" not in err
+    assert [r[-1] for r in _csv(run)[1]] == [0.0]
+    assert list(json.loads((run / "evaluation.json").read_text())["checkpoints"]) == ["0"]
+    calls.clear()
+    assert main(["eval", str(run), "--no-figures", "--no-progress", "--device", "cpu"]) == 0   # resumes
+    assert sorted(e for batch in calls for e in batch) == [1, 3, 10]

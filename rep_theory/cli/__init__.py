@@ -8,9 +8,12 @@ notebook could not reach by calling the library directly.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
+import signal
 import sys
+import threading
 
 from rep_theory import __version__
 from rep_theory.locks import RunLockedError
@@ -56,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     from rep_theory.device import choose_threads, set_threads  # torch is imported only for real work
     set_threads(choose_threads(getattr(args, "jobs", 1) or 1, requested=args.threads))
     try:
-        return int(args.handler(args) or 0)
+        with _sigterm_as_interrupt():
+            return int(args.handler(args) or 0)
     except KeyboardInterrupt as stop:  # one line, never a traceback; every command keeps what it finished
-        terminated = isinstance(stop, Terminated)  # training's SIGTERM
+        terminated = isinstance(stop, Terminated)  # SIGTERM
         print(f"rep-theory {args.command}: {'SIGTERM' if terminated else 'interrupted'}; what was finished is "
               f"kept, run the same command again to continue", file=sys.stderr)
         return 143 if terminated else 130
@@ -68,6 +72,26 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError, KeyError) as err:
         print(f"rep-theory {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """While a command runs, SIGTERM (a scheduler ending a job, ``kill``) raises :class:`Terminated`,
+    a ``KeyboardInterrupt``: every command's Ctrl-C clean-up then runs for it too (``eval`` writes its
+    rows, ``lenses`` keeps its finished jobs, ``batch`` stops its workers; training installs its own
+    handler, which saves a resume state).  Only the main thread can install it; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise Terminated("SIGTERM")
+
+    old = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def _one_line(err: Exception) -> str:

@@ -13,5 +13,5 @@ DEFAULT_RESUME_EVERY_S = 60.0
 
 
 class Terminated(KeyboardInterrupt):
-    """Training stopped by SIGTERM (after saving a resume state): a ``KeyboardInterrupt`` to every
-    handler, so that the same clean-up runs; the command line exits 143 for it, 130 for Ctrl-C."""
+    """A command stopped by SIGTERM (training: after saving a resume state): a ``KeyboardInterrupt``
+    to every handler, so that the same clean-up runs; the command line exits 143 for it, 130 for Ctrl-C."""
