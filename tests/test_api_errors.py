@@ -107,6 +107,7 @@ def test_a_missing_group_or_model_is_a_named_error():
     """``None`` (or another object) where a group or a planted circuit's irreps belong: a TypeError
     naming what was expected, not an AttributeError from deep inside."""
     from rep_theory.explain.proofs import planted_circuits_mlp, verify
+    from rep_theory.explain.proofs.planted import planted_circuits_state
     from rep_theory.lenses import lens_leaderboard
 
     model = make_model("OneLayerMLP", 6, seed=1, embed_dim=4, hidden_dim=6)
@@ -116,6 +117,8 @@ def test_a_missing_group_or_model_is_a_named_error():
         planted_circuits_mlp(None, {"standard": 1.0})
     with pytest.raises(TypeError, match="irreps must be an irrep name or a non-empty dict"):
         planted_circuits_mlp("S3", None)
+    with pytest.raises(TypeError, match="irreps must be a non-empty dict"):
+        planted_circuits_state("S3", None)
     with pytest.raises(TypeError, match="expected a Group or a group spec"):
         lens_leaderboard(model, None, lenses=["pca"], progress=False)
     with pytest.raises(TypeError, match="the verifiers handle OneLayerMLP"):

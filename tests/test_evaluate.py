@@ -146,7 +146,7 @@ def test_changed_key_irreps_reevaluate_every_checkpoint(tmp_path, counted):
     assert row["percent_unembed_explained"] == row["percent_unembed_freq_3_rep"]
 
 
-def test_rows_of_another_metrics_revision_are_recomputed(tmp_path, counted):
+def test_rows_of_another_metrics_revision_are_recomputed(tmp_path, counted, capsys):
     """Rows written under an older arithmetic (evaluation.json without ``metrics_revision``, or
     another one) are never served: every checkpoint is evaluated again and the record says so."""
     run = tmp_path / "run"
@@ -163,6 +163,8 @@ def test_rows_of_another_metrics_revision_are_recomputed(tmp_path, counted):
         reason = staleness(run)                      # status and tables do not serve it meanwhile
         assert reason is not None and ("unrecorded" if old is None else "revision 1") in reason, reason
         assert run_state(run) == "trained" and pending_reason(run) == reason
+        assert main(["batch", str(tmp_path), "--status"]) == 0       # and batch --status prints the reason
+        assert f"trained  ({reason})" in capsys.readouterr().out
         counted.clear()
         E.evaluate_run(run, progress=False)
         assert sorted(counted) == [0, 1, 3, 10, 20], old

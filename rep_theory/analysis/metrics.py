@@ -12,8 +12,8 @@ Conventions
   stored weights (``hidden_from_embeddings``: ``relu(E_left[a] + E_right[b])``, then
   ``logits_from_hidden``): an MLP checkpoint's metrics are the same on every device up to float64
   rounding.  The transformer's hidden layer and logits come from its forward in the model's dtype.
-  (Before ``METRICS_REVISION`` 2 all of these were float32: values differ by about 1e-7 relative,
-  see the README.)
+  (Before ``METRICS_REVISION`` 2 all of these were float32: values differ by a median of about
+  1e-9 relative and by up to a few 1e-6, see the README.)
 
 Bases
 -----

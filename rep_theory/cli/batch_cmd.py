@@ -113,7 +113,8 @@ def _batch(args: argparse.Namespace) -> int:
         status = batch_status(args.batch_dir, only=args.only, final_only=args.final_only)
         for name, info in status.items():
             failure = info["failure"]
-            note = f"  (last failure: {failure.get('error', '')})" if failure else ""
+            note = f"  ({info['reason']})" if info.get("reason") else ""
+            note += f"  (last failure: {failure.get('error', '')})" if failure else ""
             print(f"{name:40s} {info['state']}{note}")
         return 0
     backend = None

@@ -42,7 +42,7 @@ from rep_theory.io import atomic_write_json
 from rep_theory.pipeline.reports import evaluate_and_draw
 from rep_theory.training.train import train_runs
 from rep_theory.training.config import load_config
-from rep_theory.training.rundir import RunLockedError, RunState, run_lock, run_state
+from rep_theory.training.rundir import RunLockedError, RunState, run_lock, run_state, staleness
 
 __all__ = ["batch_status", "Job", "JobResult", "execute_job", "record_failure", "Backend", "LocalBackend",
            "ProcessBackend", "plan_jobs", "BatchReport", "run_batch", "FAILURE_NAME"]
@@ -78,7 +78,9 @@ def _run_dirs(batch_dir: Path, only: str | None) -> list[Path]:
 
 def batch_status(batch_dir: str | Path, *, only: str | None = None,
                  final_only: bool = False) -> dict[str, dict[str, Any]]:
-    """``{run name: {"state": ..., "failure": <failure.json contents or None>}}`` for a batch."""
+    """``{run name: {"state": ..., "reason": ..., "failure": <failure.json contents or None>}}`` for a
+    batch; ``reason`` says why a trained run is not evaluated (:func:`~rep_theory.training.rundir.staleness`),
+    else ``None``."""
     status = {}
     for run_dir in _run_dirs(Path(batch_dir), only):
         failure = None
@@ -87,8 +89,9 @@ def batch_status(batch_dir: str | Path, *, only: str | None = None,
                 failure = json.loads((run_dir / FAILURE_NAME).read_text())
             except json.JSONDecodeError:
                 failure = {"error": "unreadable failure record"}
-        status[run_dir.name] = {"state": run_state(run_dir, final_only=final_only),
-                                "failure": failure}
+        state = run_state(run_dir, final_only=final_only)
+        reason = staleness(run_dir, final_only=final_only) if state == RunState.TRAINED else None
+        status[run_dir.name] = {"state": state, "reason": reason, "failure": failure}
     return status
 
 

@@ -172,9 +172,9 @@ class GroupModel(HookedRootModule):
         stored weights, or ``None`` where a model has no such form (the transformer).
 
         The MLPs' hidden layer is a function of one table per input (:meth:`hidden_from_embeddings`),
-        so this costs ``O(n^2 hidden)`` where the float32 forward costs ``O(n^2 embed hidden)``, and
-        gives the same numbers on every device (the forward's float32 products round differently per
-        device and BLAS, about 1e-7 relative).
+        so this costs ``O(n^2 hidden)`` (for ``OneLayerMLP``, whose float32 forward costs
+        ``O(n^2 embed hidden)``, much less than the forward) and gives the same numbers on every device
+        up to float64 rounding (``OneLayerMLP``'s float32 products round differently per device and BLAS).
         """
         return self.hidden_from_embeddings(self.embedding_left(torch.float64), self.embedding_right(torch.float64))
 

@@ -26,6 +26,8 @@ def planted_circuits_state(G: Group | str, irreps: dict, *, seed: int = 0, rho_s
     vector (``seed``), ``B`` the ``rho_set``-th candidate of
     :func:`~rep_theory.explain.proofs.rhofit.candidate_rho_sets`."""
     G = get_group(G)
+    if not isinstance(irreps, dict) or not irreps:
+        raise TypeError(f"irreps must be a non-empty dict {{irrep name: scale}}, got {irreps!r}")
     gen = torch.Generator().manual_seed(seed)
     lefts, rights, reads = [], [], []
     for name, scale in irreps.items():
@@ -47,9 +49,9 @@ def planted_circuits_state(G: Group | str, irreps: dict, *, seed: int = 0, rho_s
 def planted_circuits_mlp(G: Group | str, irreps: dict | str, **kwargs):
     """``(model, G)``: a OneLayerMLP holding :func:`planted_circuits_state` (``irreps`` a name means scale 1)."""
     G = get_group(G)
-    irreps = {irreps: 1.0} if isinstance(irreps, str) else irreps
-    if not isinstance(irreps, dict) or not irreps:
+    if not isinstance(irreps, (str, dict)) or not irreps:
         raise TypeError(f"irreps must be an irrep name or a non-empty dict {{irrep name: scale}}, got {irreps!r}")
+    irreps = {irreps: 1.0} if isinstance(irreps, str) else irreps
     state = planted_circuits_state(G, irreps, **kwargs)
     width = state["W_U"].shape[0]
     model = make_model("OneLayerMLP", G.order, embed_dim=width, hidden_dim=width)
