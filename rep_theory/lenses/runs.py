@@ -7,7 +7,7 @@
     summaries.pt        per (lens, site) the live features' pair-function summaries [k, 3n]
                         (float32), for the cross-seed stability of the batch table
     record.json         the stamp (size, mtime, sha256) of the model.pt they describe, taken before
-                        loading it, and the options (seed, key irreps); written last
+                        loading it, the options (seed, key irreps) and the (lens, site) jobs; written last
     partial.pt          while running: every (lens, site) finished so far, with the same stamp and
                         options, rewritten after each; an interrupted run resumes from it (its
                         finished jobs are not fitted again) and a finished one deletes it
