@@ -75,6 +75,31 @@ def test_residual_quadratic_bound_holds():
         assert bool((exact <= bound + 1e-9 * exact.abs().max()).all()), rank
 
 
+def test_fitted_directions_pass_the_cholesky_test(monkeypatch):
+    """For fitted directions (eigenvectors of ``G``, ``mu`` the next eigenvalue) the allowance ``tau`` is
+    certified by one Cholesky factorisation, without an eigenvalue problem; it still bounds the top
+    eigenvalue of ``X = G - V diag(lam) V^T - mu (I - V V^T)`` and stays at rounding size.  (Directions
+    that fail the test take the eigenvalue problem: ``test_the_explanation_is_trusted_for_nothing``.)"""
+    from rep_theory.explain.proofs.fourier_proof import _residual_allowance
+
+    model, G = _reference_s5(2)
+    L, R, U = mlp_matrices(model)
+    eigvalsh = torch.linalg.eigvalsh
+    for rank in (0, 4, 16):
+        fit = fit_fourier(G, L, R, U, rank=rank)
+        U_rest = fourier_certificate(G, U, fit).rest_readout
+        with monkeypatch.context() as patch:
+            patch.setattr(torch.linalg, "eigvalsh", lambda X: pytest.fail("the eigenvalue problem was solved"))
+            tau, lam, _ = _residual_allowance(U_rest, fit.directions, fit.mu)
+        m = U.shape[1]
+        V = fit.directions
+        Gram = U_rest.T @ U_rest
+        X = Gram - (V * lam) @ V.T - fit.mu * (torch.eye(m, dtype=torch.float64) - V @ V.T)
+        top = float(eigvalsh((X + X.T) / 2)[-1])
+        scale = float(Gram.trace()) + fit.mu
+        assert top < tau < 1e-10 * scale, (rank, top, tau)
+
+
 def test_pareto_points_keep_the_minimum():
     gen = torch.Generator().manual_seed(0)
     pts = torch.randn(4, 60, dtype=torch.float64, generator=gen).round(decimals=1)

@@ -234,8 +234,8 @@ def fourier_certificate(G: Group, U: torch.Tensor, fit: FourierExplanation, flop
                         ) -> FourierCertificate:
     """From the weights ``U [n, m]`` and the explanation, what the proof's pass over the pairs needs:
     the key irreps' Fourier coefficients and the rest of the readout (exact), the residual's
-    quadratic-form bound certified for the explanation's directions and ``mu`` (``tau``, the largest
-    eigenvalue of ``G - V diag(eigvals) V^T - mu (I - V V^T)``, plus an allowance for its rounding),
+    quadratic-form bound certified for the explanation's directions and ``mu`` (``tau``, an upper bound of
+    the largest eigenvalue of ``G - V diag(eigvals) V^T - mu (I - V V^T)`` plus an allowance for rounding),
     and the Pareto-minimal ``g`` of the per-``g`` coefficients.  Raises ``ValueError`` if a key
     irrep's cores are not orthonormal (the proof's split of ``C_rho`` relies on it)."""
     n, m = U.shape
@@ -301,13 +301,14 @@ def _residual_allowance(U_rest: torch.Tensor, V: torch.Tensor, mu: float) -> tup
     for every ``r``, with ``G = U_rest^T U_rest`` (``[n, m]``), any ``V [m, rank]`` and ``mu >= 0``.
 
     ``r^T G r = sum_k lam_k (v_k.r)^2 + r^T E r`` with ``lam_k = v_k^T G v_k`` and ``E = G - V diag(lam) V^T``
-    for any ``V``; ``tau`` is the largest eigenvalue of ``X = E - mu (I - V V^T)`` (at least 0) plus an
-    allowance for rounding.  ``X`` maps ``S = span(rows of U_rest, columns of V)`` into itself and is
+    for any ``V``; ``tau`` is an upper bound of the largest eigenvalue of ``X = E - mu (I - V V^T)`` (at
+    least 0) plus an allowance for rounding: the allowance itself when ``allowance I - X`` passes a
+    Cholesky test (as it does for fitted directions), else the top eigenvalue.  ``X`` maps ``S = span(rows of U_rest, columns of V)`` into itself and is
     ``-mu <= 0`` on its complement, so when ``n + rank <= m / 2`` the eigenvalue problem is solved on an
     orthonormal basis ``Q`` of a space containing ``S`` (``[m, n + rank]``) instead of on all of ``R^m``:
     on small groups (``n`` well below ``m``) that replaces an ``m x m`` problem by an ``(n + rank)``-sized
     one.  (Nearer ``m`` the basis costs more than it saves: on S5 at rank 4, ``124`` of ``128``, the
-    subspace took 0.90 ms against the full problem's 0.48.)  The allowance, ``1e-12`` of
+    subspace took 0.90 ms against the full problem's 0.48; the Cholesky test takes 0.10.)  The allowance, ``1e-12`` of
     ``trace(G) + mu`` (at least ``||X||``), covers the eigensolver's error (about ``m u ||X||``) and
     the basis' departure from exact orthonormality and invariance (of the order of ``u ||G||``).
     """
@@ -322,14 +323,30 @@ def _residual_allowance(U_rest: torch.Tensor, V: torch.Tensor, mu: float) -> tup
         UQ, VQ = U_rest @ Q, Q.T @ V                                         # [n, k], [k, rank]
         X = torch.addmm(UQ.T @ UQ, VQ * lam, VQ.T, alpha=-1)                 # Q^T E Q
         X.addmm_(VQ, VQ.T, alpha=mu).diagonal().sub_(mu)                     # Q^T X Q
-        flops = 4 * m * k * k + 2 * n * m * k + 2 * m * k * rank + 2 * n * k * k + 4 * k * k * rank + 4 * k ** 3
+        flops = 4 * m * k * k + 2 * n * m * k + 2 * m * k * rank + 2 * n * k * k + 4 * k * k * rank
     else:
         X = torch.addmm(U_rest.T @ U_rest, V * lam, V.T, alpha=-1)           # E = G - V diag(lam) V^T
         X.addmm_(V, V.T, alpha=mu).diagonal().sub_(mu)                       # E - mu (I - V V^T)
-        flops = 2 * n * m * m + 4 * m * m * rank + 4 * m ** 3
-    # eigvalsh reads the lower triangle; the matrix is symmetric up to rounding, covered by the allowance
-    top = float(torch.linalg.eigvalsh(X)[-1])
-    return max(0.0, top) + 1e-12 * scale + 1e-300, lam, flops + 2 * n * m * rank + 2 * n * m
+        flops = 2 * n * m * m + 4 * m * m * rank
+    allowance = 1e-12 * scale + 1e-300
+    size = X.shape[0]
+    flops += 2 * n * m * rank + 2 * n * m + size * size                     # (and forming the trial below)
+    # First a Cholesky test of the trial bound X <= allowance I (about a quarter of the eigenvalue
+    # problem's time): for fitted directions (eigenvectors of G, mu the next eigenvalue) X's top
+    # eigenvalue is 0 up to rounding, so it passes.  A factorisation that completes on the computed
+    # A = allowance I - X gives R^T R = A + dA with |dA| <= gamma_{k+1} |R^T| |R| (Higham, "Accuracy and
+    # Stability of Numerical Algorithms", 2002, thm 10.3), so ||dA|| <= gamma_{k+1} ||R||_F^2, about
+    # gamma_{k+1} trace(A), and X <= (allowance + ||dA||) I.  Otherwise (any other directions, as a
+    # wrong explanation may give) the top eigenvalue itself.  Both read the lower triangle; the matrix
+    # is symmetric up to rounding, covered by the second allowance.
+    trial = X.neg()
+    trial.diagonal().add_(allowance)
+    _, info = torch.linalg.cholesky_ex(trial)
+    if int(info) == 0:   # (the second term: the rounding of the trial's diagonal)
+        backward = 2 * (size + 1) * 2.0 ** -53 * float(trial.diagonal().sum()) + 2.0 ** -52 * float(X.diagonal().abs().max())
+        return 2 * allowance + backward, lam, flops + size ** 3 // 3 + size
+    top = float(torch.linalg.eigvalsh(X)[-1])                                # (after the failed test)
+    return max(0.0, top) + allowance, lam, flops + size ** 3 // 3 + 4 * size ** 3
 
 
 def _pareto(points: torch.Tensor) -> torch.Tensor:
