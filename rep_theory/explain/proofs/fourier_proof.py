@@ -58,7 +58,7 @@ import torch
 
 from rep_theory.algebra.fourier import fourier, plancherel_weights
 from rep_theory.algebra.groups import Group
-from rep_theory.explain.proofs.core import (PAIR_CHUNK, Flops, brute_margins, check_key_irreps, check_matrices,
+from rep_theory.explain.proofs.core import (Flops, brute_margins, check_key_irreps, check_matrices,
                                           readout_key_irreps, rounding_slack)
 
 __all__ = ["FourierExplanation", "FourierCertificate", "fit_fourier", "fourier_certificate", "fourier_proof",
