@@ -283,7 +283,6 @@ def fourier_certificate(G: Group, U: torch.Tensor, fit: FourierExplanation, flop
     points = _pareto(table)
     U_rest = _rest_readout(G, U, Uhat, fit.key_irreps)
     V = fit.directions.to(torch.float64)
-    rank = V.shape[1]
     if not fit.mu >= 0:   # (r^2 - |V^T r|^2) is clamped at 0 in the proof, which needs mu >= 0
         raise ValueError(f"the explanation's mu must be >= 0, got {fit.mu}")
     if V.shape[0] != m:
