@@ -452,7 +452,10 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
                     coefs += [beta.clamp(min=0), (-beta).clamp(min=0)]
             coefs.append(left.clamp(min=0).sqrt())
         coefs.append(rest[pairs])
-        key[pairs] = (cert.points.T @ torch.stack(coefs)).amin(0)
+        coefs = torch.stack(coefs)                                            # [rows, pairs]
+        step = coefs.shape[1] if cert.points.shape[1] < 64 else 1024          # many points: in cached blocks
+        for s in range(0, coefs.shape[1], step):
+            torch.amin(cert.points.T @ coefs[:, s:s + step], 0, out=key[pairs][s:s + step])
     key, rest = key.reshape(n, n), rest.reshape(n, n)
     additive, reversed_ = additive.reshape(n, n), reversed_.reshape(n, n)
     flops.add("hidden", 2 * n * n * m)
