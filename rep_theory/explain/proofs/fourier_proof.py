@@ -305,14 +305,16 @@ def _residual_allowance(U_rest: torch.Tensor, V: torch.Tensor, mu: float) -> tup
     ``r^T G r = sum_k lam_k (v_k.r)^2 + r^T E r`` with ``lam_k = v_k^T G v_k`` and ``E = G - V diag(lam) V^T``
     for any ``V``; ``tau`` is an upper bound of the largest eigenvalue of ``X = E - mu (I - V V^T)`` (at
     least 0) plus an allowance for rounding: the allowance itself when ``allowance I - X`` passes a
-    Cholesky test (as it does for fitted directions), else the top eigenvalue.  ``X`` maps ``S = span(rows of U_rest, columns of V)`` into itself and is
-    ``-mu <= 0`` on its complement, so when ``n + rank <= m / 2`` the eigenvalue problem is solved on an
-    orthonormal basis ``Q`` of a space containing ``S`` (``[m, n + rank]``) instead of on all of ``R^m``:
-    on small groups (``n`` well below ``m``) that replaces an ``m x m`` problem by an ``(n + rank)``-sized
-    one.  (Nearer ``m`` the basis costs more than it saves: on S5 at rank 4, ``124`` of ``128``, the
-    subspace took 0.90 ms against the full problem's 0.48; the Cholesky test takes 0.10.)  The allowance, ``1e-12`` of
-    ``trace(G) + mu`` (at least ``||X||``), covers the eigensolver's error (about ``m u ||X||``) and
-    the basis' departure from exact orthonormality and invariance (of the order of ``u ||G||``).
+    Cholesky test (as it does for fitted directions), else the top eigenvalue.  ``X`` maps
+    ``S = span(rows of U_rest, columns of V)`` into itself and is ``-mu <= 0`` on its complement, so
+    when ``n + rank <= m / 2`` the problem is solved on an orthonormal basis ``Q`` of a space
+    containing ``S`` (``[m, n + rank]``) instead of on all of ``R^m``: on small groups (``n`` well
+    below ``m``) that replaces an ``m x m`` problem by an ``(n + rank)``-sized one.  (Nearer ``m``
+    the basis costs more than it saves: on S5 at rank 4, ``124`` of ``128``, the subspace took
+    0.90 ms against the full eigenvalue problem's 0.48; the Cholesky test takes 0.10.)  The allowance,
+    ``1e-12`` of ``trace(G) + mu`` (at least ``||X||``), covers the eigensolver's error (about
+    ``m u ||X||``) and the basis' departure from exact orthonormality and invariance (of the order
+    of ``u ||G||``).
     """
     n, m = U_rest.shape
     rank = V.shape[1]
@@ -345,7 +347,8 @@ def _residual_allowance(U_rest: torch.Tensor, V: torch.Tensor, mu: float) -> tup
     trial.diagonal().add_(allowance)
     _, info = torch.linalg.cholesky_ex(trial)
     if int(info) == 0:   # (the second term: the rounding of the trial's diagonal)
-        backward = 2 * (size + 1) * 2.0 ** -53 * float(trial.diagonal().sum()) + 2.0 ** -52 * float(X.diagonal().abs().max())
+        backward = (2 * (size + 1) * 2.0 ** -53 * float(trial.diagonal().sum())
+                    + 2.0 ** -52 * float(X.diagonal().abs().max()))
         return 2 * allowance + backward, lam, flops + size ** 3 // 3 + size
     top = float(torch.linalg.eigvalsh(X)[-1])                                # (after the failed test)
     return max(0.0, top) + allowance, lam, flops + size ** 3 // 3 + 4 * size ** 3
