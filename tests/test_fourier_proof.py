@@ -142,9 +142,9 @@ def test_every_rank_down_to_zero_is_sound_and_rank_only_tightens():
 
 def test_the_explanation_is_trusted_for_nothing():
     """The proof derives from the weights everything it relies on (:func:`fourier_certificate`): with
-    a wrong explanation (random, non-orthonormal directions, a too small ``mu``, random ``a`` and ``b``) the
-    quadratic bound still holds and the proof stays sound, only looser; cores that are not
-    orthonormal and a negative ``mu`` are refused."""
+    a wrong explanation (random orthonormal directions, a too small ``mu``, random ``a`` and ``b``) the
+    quadratic bound still holds and the proof stays sound, only looser; cores or directions that are not
+    orthonormal, a negative ``mu`` and non-finite parts are refused."""
     import dataclasses
 
     from rep_theory.explain.proofs.core import Flops
@@ -155,7 +155,8 @@ def test_the_explanation_is_trusted_for_nothing():
     fit = fit_fourier(G, L, R, U)
     gen = torch.Generator().manual_seed(1)
     m = U.shape[1]
-    wrong = dataclasses.replace(fit, directions=torch.randn(m, 6, dtype=torch.float64, generator=gen),
+    random_directions = torch.linalg.qr(torch.randn(m, 6, dtype=torch.float64, generator=gen))[0]
+    wrong = dataclasses.replace(fit, directions=random_directions,
                                 mu=0.01 * fit.mu,
                                 row_means=torch.randn(G.order, m, dtype=torch.float64, generator=gen),
                                 column_means=torch.randn(G.order, m, dtype=torch.float64, generator=gen))
@@ -176,6 +177,13 @@ def test_the_explanation_is_trusted_for_nothing():
         fourier_certificate(G, U, dataclasses.replace(fit, cores=bent))
     with pytest.raises(ValueError, match="mu must be >= 0, got -1.0"):
         fourier_certificate(G, U, dataclasses.replace(fit, mu=-1.0))
+    with pytest.raises(ValueError, match="directions must be orthonormal"):
+        fourier_certificate(G, U, dataclasses.replace(fit, directions=1e3 * random_directions))
+    for field in ("mu", "row_means", "directions"):
+        value = getattr(fit, field)
+        bad = float("nan") if field == "mu" else value.clone().index_fill_(0, torch.tensor([0]), float("inf"))
+        with pytest.raises(ValueError, match=f"{field} must be finite"):
+            fourier_certificate(G, U, dataclasses.replace(fit, **{field: bad}))
 
 
 @pytest.mark.parametrize("n, rank, mu", [(12, 4, 0.0), (24, 16, 0.3), (12, 0, 2.0), (48, 16, 0.2), (100, 4, 0.1),
@@ -189,7 +197,7 @@ def test_residual_allowance_on_a_subspace_equals_the_full_problem(n, rank, mu):
     gen = torch.Generator().manual_seed(n + rank)
     m = 128
     U_rest = torch.randn(n, m, dtype=torch.float64, generator=gen)
-    V = torch.randn(m, rank, dtype=torch.float64, generator=gen) * 0.3      # not orthonormal
+    V = torch.linalg.qr(torch.randn(m, rank, dtype=torch.float64, generator=gen))[0]   # orthonormal, random
     tau, lam, _ = _residual_allowance(U_rest, V, mu)
     G = U_rest.T @ U_rest
     X = G - (V * lam) @ V.T - mu * (torch.eye(m, dtype=torch.float64) - V @ V.T)

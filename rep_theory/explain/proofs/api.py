@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
+import torch
 from tqdm.auto import tqdm
 
 from rep_theory.algebra.groups import Group, get_group
@@ -61,6 +62,9 @@ def verify(model, G: Group | str, *, method: str = "rhoset", keep_mask: bool = T
     n = L.shape[0]
     if n != G.order:
         raise ValueError(f"the model has {n} elements but {G.name} has {G.order}")
+    for name, part in (("left embedding L", L), ("right embedding R", R), ("unembedding U", U)):
+        if not bool(torch.isfinite(part).all()):
+            raise ValueError(f"the model's {name} is not finite (NaN or infinite values): nothing can be verified")
     if method == "brute":
         with proof_timer:
             out = brute_proof(G, L, R, U, flops)

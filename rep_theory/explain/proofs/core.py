@@ -41,7 +41,8 @@ import torch
 from rep_theory.algebra.groups import Group
 
 __all__ = ["VerifyResult", "Flops", "mlp_matrices", "brute_margins", "deviation_bound", "hidden",
-           "rounding_slack", "Timer", "PAIR_CHUNK", "readout_key_irreps", "check_key_irreps", "check_matrices"]
+           "rounding_slack", "fallback_failures", "Timer", "PAIR_CHUNK", "readout_key_irreps", "check_key_irreps",
+           "check_matrices"]
 
 PAIR_CHUNK = 1 << 22
 """Largest number of float64 entries one block of a ``[pairs, m]`` computation holds."""
@@ -178,11 +179,14 @@ def readout_key_irreps(G, Uhat: dict, weights: dict, key_irreps=None, key_power:
 
 def check_key_irreps(G, key_irreps) -> list[str]:
     """``key_irreps`` as a list, after checking each is a non-trivial irrep of ``G`` (``KeyError``
-    naming the unknown ones and the choices otherwise)."""
+    naming the unknown ones and the choices otherwise) named once (``ValueError`` naming repeats)."""
     names = [r.name for r in G.irreps()]
     unknown = [k for k in key_irreps if k not in names[1:]]
     if unknown:
         raise KeyError(f"key irreps {unknown} are not non-trivial irreps of {G.name}; expected among {names[1:]}")
+    repeated = sorted({k for k in key_irreps if list(key_irreps).count(k) > 1})
+    if repeated:   # a repeat would count that irrep's part of the readout twice
+        raise ValueError(f"key irreps {repeated} are listed more than once in {list(key_irreps)}; name each once")
     return list(key_irreps)
 
 
@@ -267,6 +271,16 @@ def deviation_bound(L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, Lt: torch
         flops.add("deviation", 2 * n * n * m + 2 * n * n * k + (2 * n * m if lipschitz else 0)
                   + (2 if lipschitz else 3) * n * n * k)
     return eps, kept
+
+
+def fallback_failures(margins: torch.Tensor, slack: float) -> dict:
+    """The failure counts of a hybrid proof's brute-force fallback, from the margins ``[k]`` it computed
+    on the ``k`` pairs the explanation left: ``wrong_by_brute_force`` (margin <= 0),
+    ``within_rounding`` (0 < margin <= ``slack``: the pair may be right, but a computation in another
+    order could call it a tie, so it is not certified) and ``explanation_uncertified`` (``k``)."""
+    return {"wrong_by_brute_force": int((margins <= 0).sum()),
+            "within_rounding": int(((margins > 0) & (margins <= slack)).sum()),
+            "explanation_uncertified": int(margins.numel())}
 
 
 def rounding_slack(L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *extra: float) -> float:

@@ -53,13 +53,14 @@ by the proof itself (:func:`fourier_certificate`), inside its time and FLOP coun
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import torch
 
 from rep_theory.algebra.fourier import fourier, plancherel_weights
 from rep_theory.algebra.groups import Group
 from rep_theory.explain.proofs.core import (Flops, brute_margins, check_key_irreps, check_matrices,
-                                          readout_key_irreps, rounding_slack)
+                                          fallback_failures, readout_key_irreps, rounding_slack)
 
 __all__ = ["FourierExplanation", "FourierCertificate", "fit_fourier", "fourier_certificate", "fourier_proof",
            "hidden_block_rows"]
@@ -138,6 +139,8 @@ class FourierCertificate:
     points : float64 ``[rows, P]``   per key irrep ``w`` times the first core's ``phi`` gap (and its
         negative unless ``positive``), the other cores' gaps (``+`` and ``-``), ``-s``; then ``-f``;
         columns the Pareto-minimal ``g``
+    defects : dict name -> float   ``kappa``, a bound on ``||Q Q^T - I||_2`` of the key irrep's cores
+        (``c`` times the largest entry): what the proof allows for their departure from orthonormality
     """
 
     weights: torch.Tensor
@@ -146,6 +149,7 @@ class FourierCertificate:
     mu: float
     tau: float
     points: torch.Tensor
+    defects: dict = dataclasses.field(default_factory=dict)
 
 
 def _pair_index(n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -246,7 +250,8 @@ def fourier_certificate(G: Group, U: torch.Tensor, fit: FourierExplanation, flop
     irreps = {r.name: r for r in G.irreps()}
     names = list(irreps)
     check_key_irreps(G, fit.key_irreps)
-    Uhat, rows, count = {}, [], 0
+    _check_finite(fit)
+    Uhat, rows, count, defects = {}, [], 0, {}
     for k in fit.key_irreps:
         M = irreps[k].matrices
         d = M.shape[1]
@@ -255,8 +260,11 @@ def fourier_certificate(G: Group, U: torch.Tensor, fit: FourierExplanation, flop
             raise ValueError(f"cores of {k} must have shape [c, {d}, {d}], got {tuple(unit.shape)}")
         flat = unit.reshape(unit.shape[0], -1)
         off = float((flat @ flat.T - torch.eye(flat.shape[0], dtype=flat.dtype)).abs().max())
-        if off > 1e-12:
+        if not off <= 1e-12:
             raise ValueError(f"the cores of {k} are not orthonormal: |Q Q^T - I| reaches {off:.2e} (at most 1e-12)")
+        # what is left of that departure enters the bounds explicitly (kappa >= ||Q Q^T - I||_2): in
+        # ||Delta||^2 and s(g)^2 below and in the proof's slack (its module docstring, step 2)
+        defects[k] = kappa = unit.shape[0] * off
         Uhat[k] = torch.einsum("zi,zde->ide", U, M)                          # [m, d, d]
         gaps = []
         for j in range(unit.shape[0]):
@@ -264,8 +272,9 @@ def fourier_certificate(G: Group, U: torch.Tensor, fit: FourierExplanation, flop
             gaps.append(phi[0] - phi)
         gaps = torch.stack(gaps)                                             # [c, n]
         s2 = 2 * d - 2 * irreps[k].character - gaps.pow(2).sum(0)
-        # s2 is a difference of O(d) terms: allow for its rounding so that s never falls below the truth
-        s2 = s2 + 1e-12 * (2 * d + 2 * irreps[k].character.abs() + gaps.pow(2).sum(0))
+        # s2 is a difference of O(d) terms: allow for its rounding so that s never falls below the truth,
+        # and for the cores' departure from orthonormality (the projection's norm is >= (1 - kappa) |gaps|^2)
+        s2 = s2 + 1e-12 * (2 * d + 2 * irreps[k].character.abs() + gaps.pow(2).sum(0)) + 2 * kappa * gaps.pow(2).sum(0)
         rows.append(w[k] * gaps[0])
         if not fit.positive[k]:
             rows.append(-w[k] * gaps[0])
@@ -295,7 +304,16 @@ def fourier_certificate(G: Group, U: torch.Tensor, fit: FourierExplanation, flop
         flops.add("certificate: pareto", n + n * n * table.shape[0] * 2)
         flops.add("certificate: residual form", form_flops)
     return FourierCertificate(weights.contiguous(), U_rest.contiguous(), lam, float(fit.mu), tau,
-                              points.contiguous())
+                              points.contiguous(), defects)
+
+
+def _check_finite(fit: FourierExplanation) -> None:
+    """``ValueError`` naming the first part of the explanation that is not finite (NaN or infinite)."""
+    parts = {"mu": torch.tensor(float(fit.mu)), "directions": fit.directions, "row_means": fit.row_means,
+             "column_means": fit.column_means, **{f"cores of {k}": fit.cores[k] for k in fit.key_irreps}}
+    for name, value in parts.items():
+        if not bool(torch.isfinite(value).all()):
+            raise ValueError(f"the explanation's {name} must be finite, got NaN or infinite values")
 
 
 def _residual_allowance(U_rest: torch.Tensor, V: torch.Tensor, mu: float) -> tuple[float, torch.Tensor, int]:
@@ -318,6 +336,10 @@ def _residual_allowance(U_rest: torch.Tensor, V: torch.Tensor, mu: float) -> tup
     """
     n, m = U_rest.shape
     rank = V.shape[1]
+    off = float((V.T @ V - torch.eye(rank, dtype=V.dtype)).abs().max()) if rank else 0.0
+    if not off <= 1e-12:   # the allowance's scale (below) is sized for orthonormal directions
+        raise ValueError(f"the explanation's directions must be orthonormal: |V^T V - I| reaches {off:.2e} "
+                         f"(at most 1e-12)")
     UV = U_rest @ V                                                          # [n, rank]
     lam = UV.pow(2).sum(0)                                                   # v_k^T G v_k = |U_rest v_k|^2
     scale = float(U_rest.pow(2).sum()) + abs(mu)                             # trace(G) + mu
@@ -349,8 +371,12 @@ def _residual_allowance(U_rest: torch.Tensor, V: torch.Tensor, mu: float) -> tup
     if int(info) == 0:   # (the second term: the rounding of the trial's diagonal)
         backward = (2 * (size + 1) * 2.0 ** -53 * float(trial.diagonal().sum())
                     + 2.0 ** -52 * float(X.diagonal().abs().max()))
-        return 2 * allowance + backward, lam, flops + size ** 3 // 3 + size
+        if math.isfinite(backward):
+            return 2 * allowance + backward, lam, flops + size ** 3 // 3 + size
     top = float(torch.linalg.eigvalsh(X)[-1])                                # (after the failed test)
+    if not math.isfinite(top):   # (max(0, nan) would be 0)
+        raise ValueError(f"the residual's quadratic form has a non-finite eigenvalue ({top}); the readout or the "
+                         f"explanation's mu is too large")
     return max(0.0, top) + allowance, lam, flops + size ** 3 // 3 + 4 * size ** 3
 
 
@@ -402,7 +428,8 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
         M = irreps[k].matrices
         unit = fit.cores[k]                                                  # [c, d, d]
         keys.append((M, torch.einsum("xab,jbc->jxac", M, unit), fit.positive[k],   # rho(x) Phihat_j
-                     [M[:, :, l].T.contiguous() for l in range(M.shape[1])]))          # column l of rho(y): [d, y]
+                     [M[:, :, l].T.contiguous() for l in range(M.shape[1])], cert.defects[k]))  # rho(y)[:, l]: [d, y]
+    largest = dict.fromkeys(fit.key_irreps, 0.0)                              # max over pairs of ||C_rho||^2
     inner = hidden_block_rows(n, m)                                           # x rows per hidden block
     outer = max(inner, ((1 << 16) // max(n, 1)) // inner * inner)            # x rows per chunk of pairs
     key = torch.empty(n * n, dtype=torch.float64)
@@ -432,15 +459,17 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
         additive[pairs] = ((Ta.gather(1, table[s0:t0]) - Ta.amax(1, keepdim=True))
                            + Tb_part[s0:t0]).reshape(-1)
         # key irreps: beta_j = <C, D_j> and ||Delta||^2 = ||C||^2 - sum_j beta_j^2 (the D_j orthonormal),
-        # plus an allowance for that difference's rounding (1e-13 ||C||^2, hundreds of ulps)
+        # plus allowances for that difference's rounding (1e-13 ||C||^2, hundreds of ulps) and for the
+        # cores' departure kappa from orthonormality (2 kappa ||C||^2)
         coefs, col = [], 0
-        for M, Mcore, positive, Mcols in keys:
+        for (M, Mcore, positive, Mcols, kappa), name in zip(keys, fit.key_irreps):
             d = M.shape[1]
             C = P[col:col + d * d]                                           # [d*d, pairs]
             col += d * d
             scratch = torch.empty_like(C)                                    # products, summed over rows
             c2 = torch.mul(C, C, out=scratch).sum(0)
-            left = c2 * (1.0 + 1e-13)
+            largest[name] = max(largest[name], float(c2.max()))
+            left = c2 * (1.0 + 1e-13 + 2 * kappa * (1 + kappa))
             D = torch.empty((d, d, t0 - s0, n), dtype=torch.float64)      # D_j = rho(x) Phihat_j rho(y)
             for j in range(Mcore.shape[0]):
                 for i in range(d):
@@ -467,24 +496,26 @@ def fourier_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, f
     flops.add("key coefficients", 2 * n * n * m * kcols)
     flops.add("key cores", sum(Mc.shape[0] * (2 * n * M.shape[1] ** 3 + 2 * n * n * M.shape[1] ** 3
                                               + 4 * n * n * M.shape[1] ** 2) + 3 * n * n * M.shape[1] ** 2
-                               for M, Mc, _, _ in keys))
+                               for M, Mc, _, _, _ in keys))
     flops.add("key minimum", n * n * cert.points.shape[1] * (2 * cert.points.shape[0] + 1))
     flops.add("additive bound", 2 * n * n + 4 * n * n + 2 * n * n)
     total = key + additive
     flops.add("certify", 3 * n * n)
     slack = rounding_slack(L, R, U, float(total.abs().max()) if n else 0.0, float(rest.max()) if n else 0.0)
+    # the cores' departure from orthonormality also moves the ideal part: with Delta = C - sum_j beta_j D_j,
+    # its component inside the cores' span is at most 2 kappa ||C|| and |I - rho(g)| at most 2 sqrt(d)
+    weights = plancherel_weights(G)
+    slack += sum(8 * kappa * M.shape[1] ** 0.5 * weights[name] * largest[name] ** 0.5
+                 for (M, _, _, _, kappa), name in zip(keys, fit.key_irreps))
     certified = (total > slack) & ~reversed_
     failures = {"core_reversed": int(reversed_.sum()), "deviation": int((~certified & ~reversed_).sum())}
     details = {"rounding_slack": slack, "certified_by_explanation": int(certified.sum()), **fit.summary(),
                "pareto_points": int(cert.points.shape[1])}
     if fallback:
         left = torch.nonzero(~certified)
-        if len(left):
-            ok = brute_margins(L, R, U, table, flops, pairs=left) > 0
-            certified[left[ok, 0], left[ok, 1]] = True
-            failures = {"wrong_by_brute_force": int((~ok).sum()), "explanation_uncertified": len(left)}
-        else:
-            failures = {"wrong_by_brute_force": 0, "explanation_uncertified": 0}
+        margins = brute_margins(L, R, U, table, flops, pairs=left) if len(left) else torch.zeros(0, dtype=torch.float64)
+        certified[tuple(left[margins > slack].T)] = True
+        failures = fallback_failures(margins, slack)
         details["brute_forced_pairs"] = len(left)
     return {"certified": certified, "failures": failures, "details": details,
             "diagnostics": {"key_margin": key, "residual_bound": rest}}

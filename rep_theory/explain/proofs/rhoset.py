@@ -33,10 +33,10 @@ from __future__ import annotations
 import torch
 
 from rep_theory.algebra.groups import Group
-from rep_theory.explain.proofs.core import Flops, deviation_bound, rounding_slack
+from rep_theory.explain.proofs.core import Flops, deviation_bound, fallback_failures, rounding_slack
 from rep_theory.explain.proofs.rhofit import RhoSetInterpretation
 
-__all__ = ["rhoset_proof", "ideal_table", "circuit_tables"]
+__all__ = ["rhoset_proof", "ideal_table", "circuit_tables", "check_circuits"]
 
 
 def circuit_tables(G: Group, circuit, flops: Flops | None = None) -> dict[str, torch.Tensor]:
@@ -66,6 +66,42 @@ def ideal_table(G: Group, interp: RhoSetInterpretation, tables: list | None = No
     return Phi
 
 
+def check_circuits(G: Group, interp: RhoSetInterpretation, n_neurons: int) -> float:
+    """Check what the proof's symmetry argument takes from the interpretation, and return the slack
+    its rounding needs.
+
+    ``ValueError`` unless each neuron index lies in ``[0, n_neurons)`` and belongs to at most one
+    circuit, and every ``rho(g)`` permutes each circuit's ``B`` (every image within ``1e-9`` of a
+    distinct element): the one margin ``M`` for all pairs rests on re-indexing the sum over ``B``.
+    Fitted rho-sets are orbits computed to rounding; the departure ``eps`` (Euclidean) that remains
+    moves each of a circuit's ``k^2`` terms ``b^T rho(z) b' relu(b^T rho(x) a - a^T rho(y) b')`` by at
+    most ``8 |a| max|b|^2 eps``, so the margin by at most twice ``|Wbar| k^2`` that, summed over circuits.
+    """
+    neurons = [c.neurons for c in interp.circuits]
+    every = torch.cat(neurons) if neurons else torch.zeros(0, dtype=torch.long)
+    if every.numel() and (int(every.min()) < 0 or int(every.max()) >= n_neurons):
+        raise ValueError(f"circuit neurons must be indices in [0, {n_neurons}), got "
+                         f"{int(every.min())}..{int(every.max())}")
+    values, counts = torch.unique(every, return_counts=True)
+    if bool((counts > 1).any()):
+        raise ValueError(f"neurons {values[counts > 1].tolist()} belong to more than one circuit; "
+                         f"each may belong to one")
+    slack = 0.0
+    for c in interp.circuits:
+        M = G.irrep(c.irrep).matrices
+        k, d = c.B.shape
+        images = torch.einsum("nde,ke->nkd", M, c.B)                         # [n, k, d]: rho(g) b
+        dist = (images[:, :, None, :] - c.B[None, None, :, :]).norm(dim=-1)   # [n, k, k]
+        nearest = dist.argmin(-1)                                            # [n, k]
+        eps = float(dist.amin(-1).max())
+        permutes = bool((nearest.sort(-1).values == torch.arange(k)).all())
+        if not (eps <= 1e-9 and permutes):
+            raise ValueError(f"the circuit on {c.irrep} has a B that rho(G) does not permute (an image lies {eps:.2e} "
+                             f"from B{'' if permutes else ', or two images share an element'}): not a rho-set")
+        slack += 16 * abs(c.ideal_weight) * k * k * float(c.a.norm()) * float(c.B.norm(dim=1).max()) ** 2 * eps
+    return slack
+
+
 def rhoset_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, interp: RhoSetInterpretation, *,
                  lipschitz: bool, fallback: bool, flops: Flops) -> dict:
     """Run the proof; returns ``certified`` (bool ``[n, n]``), ``failures`` and ``details``.
@@ -74,6 +110,7 @@ def rhoset_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, in
     """
     n, m = L.shape
     table = G.table
+    symmetry_slack = check_circuits(G, interp, m)
     tables = [circuit_tables(G, c, flops) for c in interp.circuits]
     # the neuron-level ideal's weights
     Lt, Rt, Ut = (torch.zeros((n, m), dtype=torch.float64) for _ in range(3))
@@ -103,7 +140,8 @@ def rhoset_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, in
             eps_cover += torch.relu(tab["P"][:, b, None, None] - tab["Q"][None, :, cols]) @ gamma[b, cols]
             active += int(cols.numel())
     flops.add("coverage", 4 * n * n * active)
-    slack = rounding_slack(L, R, U, margin, float(eps_neuron.max()) if n else 0.0, float(eps_cover.max()) if n else 0.0)
+    slack = rounding_slack(L, R, U, margin, float(eps_neuron.max()) if n else 0.0,
+                           float(eps_cover.max()) if n else 0.0) + symmetry_slack
     certified = (margin - eps_neuron - eps_cover) > slack
     flops.add("certify", 3 * n * n)
     failures = {}
@@ -123,14 +161,13 @@ def rhoset_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, in
             target = table[rest[:, 0], rest[:, 1]]
             right = logits.gather(1, target[:, None])[:, 0]
             logits.scatter_(1, target[:, None], float("-inf"))
-            ok = right - logits.max(1).values > 0
+            margins = right - logits.max(1).values
             flops.add("fallback readout", len(rest) * (2 * n * m + n))
-            certified[rest[ok, 0], rest[ok, 1]] = True
-            details["brute_forced_pairs"] = len(rest)
-            failures = {"wrong_by_brute_force": int((~ok).sum()), "explanation_uncertified": len(rest)}
+            certified[tuple(rest[margins > slack].T)] = True
         else:
-            details["brute_forced_pairs"] = 0
-            failures = {"wrong_by_brute_force": 0, "explanation_uncertified": 0}
+            margins = torch.zeros(0, dtype=torch.float64)
+        details["brute_forced_pairs"] = len(rest)
+        failures = fallback_failures(margins, slack)
     return {"certified": certified, "failures": failures, "details": details,
             "diagnostics": {"eps_neuron": eps_neuron, "eps_cover": eps_cover}}
 
