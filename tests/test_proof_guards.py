@@ -149,3 +149,80 @@ def test_rhoset_proof_checks_its_circuits():
     L4, R4, U4 = mlp_matrices(model)
     fitted = fit_rhoset(G4, L4, R4, U4)
     assert 0 <= check_circuits(G4, fitted, L4.shape[1]) < 1e-9
+
+
+def _fitted_circuit(spec: str = "S3"):
+    model, G = planted_circuits_mlp(spec, "standard")
+    L, R, U = mlp_matrices(model)
+    return G, fit_rhoset(G, L, R, U).circuits[0], (L, R, U)
+
+
+def test_rhoset_refuses_malformed_circuits():
+    """A second audit called ``rhoset_proof`` with hand-made circuits: per-neuron fields of different
+    lengths (one ``(b, b', s, t)`` broadcast over 400 neurons but counted once in ``W``: 12 wrong pairs
+    certified), a NaN scale (its row of the coverage term skipped: 24 wrong), a ``weight`` of shape
+    ``[1, 1]`` (the coverage term broadcast to 0: 33 wrong).  Malformed circuits are refused; ``W`` is
+    rebuilt at ``[k, k]`` from the neurons whatever the circuit's ``weight``."""
+    G, circuit, (L, R, U) = _fitted_circuit()
+    m = L.shape[1]
+    bad = {"one length": dataclasses.replace(circuit, b=circuit.b[:1], bp=circuit.bp[:1]),
+           "non-finite": dataclasses.replace(circuit, scale=circuit.scale.clone().fill_(float("nan"))),
+           "outside": dataclasses.replace(circuit, bp=circuit.bp + circuit.B.shape[0]),
+           "needs a": dataclasses.replace(circuit, a=torch.cat([circuit.a, circuit.a]))}
+    for message, c in bad.items():
+        with pytest.raises(ValueError, match=message):
+            rhoset_proof(G, L, R, U, RhoSetInterpretation([c], torch.zeros(0, dtype=torch.long), m),
+                         lipschitz=True, fallback=False, flops=Flops())
+    honest = rhoset_proof(G, L, R, U, RhoSetInterpretation([circuit], torch.zeros(0, dtype=torch.long), m),
+                          lipschitz=True, fallback=False, flops=Flops())
+    small = dataclasses.replace(circuit, weight=torch.zeros(1, 1, dtype=torch.float64))
+    shaped = rhoset_proof(G, L, R, U, RhoSetInterpretation([small], torch.zeros(0, dtype=torch.long), m),
+                          lipschitz=True, fallback=False, flops=Flops())
+    torch.testing.assert_close(shaped["diagnostics"]["eps_cover"], honest["diagnostics"]["eps_cover"], rtol=0, atol=0)
+
+
+def test_gcr_proof_refuses_repeated_key_irreps():
+    """``verify`` refused them already; ``gcr_proof`` called directly counted a repeated irrep's ideal
+    margin twice (a network wrong on all 36 S3 pairs, ideal margin -1/3, was certified everywhere)."""
+    from rep_theory.explain.proofs.baselines import fit_gcr, gcr_proof
+
+    G = get_group("S3")
+    gen = torch.Generator().manual_seed(5)
+    L, R, U = (torch.randn(6, 4, dtype=torch.float64, generator=gen) for _ in range(3))
+    fit = fit_gcr(G, L, R, U, key_irreps=["standard", "sign"])
+    with pytest.raises(ValueError, match="listed more than once"):
+        gcr_proof(G, L, R, U, dict(fit, key_irreps=["standard", "standard", "sign"]), Flops())
+
+
+def test_the_ideals_own_scale_enters_the_slack():
+    """The rounding slack scaled with the real network only: an ideal with a huge constant part (a
+    coset ideal's extra neuron with readout ``1.5 * 2^100``; a rho-set circuit on the trivial irrep
+    with weight ``1.5 * 2^99`` and no neurons) rounded to positive margins on pairs the network gets
+    wrong.  The ideal's logit scale now enters the slack; this is the audit's C2 x C2 case (4 wrong
+    pairs certified before)."""
+    from rep_theory.explain.proofs.baselines import coset_proof
+
+    G = get_group("C2xC2")
+    hexes = [["0x0.0p+0", "0x1.a74d403e85b08p+46", "0x1.f5904ace21618p+45"],
+             ["0x0.0p+0", "0x1.600b2c5496696p+47", "-0x1.77bf90126ebf4p+46"],
+             ["0x0.0p+0", "-0x1.7c1772425f244p+50", "-0x1.48bbe77111eccp+50"],
+             ["0x0.0p+0", "-0x1.0ce0ae121ae7dp+50", "-0x1.1e841eec0671fp+50"]]
+    U = torch.tensor([[float.fromhex(v) for v in row] for row in hexes], dtype=torch.float64)
+    L = torch.tensor([[0.0, 1.0, 1.0]] * 4, dtype=torch.float64)
+    R = torch.zeros(4, 3, dtype=torch.float64)
+    LC, UC = L.clone(), U.clone()
+    LC[:, 0], UC[:, 0] = 1.0, 1.5 * 2.0 ** 100                               # the ideal's constant neuron
+    out = coset_proof(G, L, R, U, {"LC": LC, "RC": R.clone(), "UC": UC, "explained_neurons": 3}, Flops())
+    correct = brute_margins(L, R, U, G.table) > 0
+    assert not bool((out["certified"] & ~correct).any())
+    assert out["details"]["rounding_slack"] > 1e-9 * 1.5 * 2.0 ** 100
+    # the rho-set proof: a trivial circuit of huge weight and no neurons raises the slack with it
+    G3, circuit, (L3, R3, U3) = _fitted_circuit()
+    empty = torch.zeros(0, dtype=torch.long)
+    trivial = Circuit("trivial", torch.ones(1, dtype=torch.float64), torch.tensor([[1.0], [-1.0]], dtype=torch.float64),
+                      empty, empty, empty, torch.zeros(0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64),
+                      torch.zeros(2, 2, dtype=torch.float64), 1.5 * 2.0 ** 99)
+    interp = RhoSetInterpretation([circuit, trivial], empty, L3.shape[1])
+    out = rhoset_proof(G3, L3, R3, U3, interp, lipschitz=True, fallback=False, flops=Flops())
+    assert out["details"]["rounding_slack"] > 1e-9 * 1.5 * 2.0 ** 99
+    assert not bool((out["certified"] & ~(brute_margins(L3, R3, U3, G3.table) > 0)).any())

@@ -35,8 +35,8 @@ import torch
 from rep_theory.algebra.fourier import fourier, inverse_fourier, plancherel_weights
 from rep_theory.algebra.groups import Group
 from rep_theory.algebra.subgroups import best_cosets, coset_labels
-from rep_theory.explain.proofs.core import (Flops, brute_margins, deviation_bound, hidden, readout_key_irreps,
-                                            rounding_slack)
+from rep_theory.explain.proofs.core import (Flops, brute_margins, check_key_irreps, deviation_bound, hidden,
+                                            logit_scale, readout_key_irreps, rounding_slack)
 
 __all__ = ["brute_proof", "fit_gcr", "gcr_proof", "fit_coset", "coset_proof"]
 
@@ -82,7 +82,9 @@ def fit_gcr(G: Group, L, R, U, *, key_irreps=None, key_power: float = 0.05) -> d
 def gcr_proof(G: Group, L, R, U, fit: dict, flops: Flops) -> dict:
     n, m = L.shape
     w = plancherel_weights(G)
-    keys = fit["key_irreps"]
+    keys = check_key_irreps(G, fit["key_irreps"])                          # a repeat would count twice
+    if not all(math.isfinite(float(fit["alpha"][k])) for k in keys):
+        raise ValueError(f"the explanation's alpha must be finite, got {fit['alpha']}")
     sq = sum(G.irrep(k).dim ** 2 for k in keys)
     ideal = torch.zeros(n, dtype=torch.float64)
     kappa = {}
@@ -109,7 +111,10 @@ def gcr_proof(G: Group, L, R, U, fit: dict, flops: Flops) -> dict:
     flops.add("hidden (projected)", 2 * n * n * m)
     flops.add("coefficients", 2 * n * n * m * sq)
     flops.add("coefficient deviation", n * n * (4 * sq + 4 * len(keys)))
-    slack = rounding_slack(L, R, U, margin, float(eps1.max()), float(eps2.max()))
+    # the projected network's and the ideal's own scales enter the slack: they are computed too
+    ideal_scale = sum(abs(float(fit["alpha"][k])) * float(w[k]) * 2 * G.irrep(k).dim for k in keys)
+    slack = rounding_slack(L, R, U, margin, float(eps1.max()), float(eps2.max()),
+                           logit_scale(fit["LP"], fit["RP"], UP), ideal_scale)
     certified = (margin - eps1 - eps2) > slack
     flops.add("certify", 3 * n * n)
     failures = ({"ideal_margin_not_positive": n * n} if margin <= slack else
@@ -155,7 +160,9 @@ def fit_coset(G: Group, L, R, U, *, threshold: float = 0.9) -> dict:
 def coset_proof(G: Group, L, R, U, fit: dict, flops: Flops) -> dict:
     ideal = brute_margins(fit["LC"], fit["RC"], fit["UC"], G.table, flops)
     eps, _ = deviation_bound(L, R, U, fit["LC"], fit["RC"], fit["UC"], lipschitz=False, flops=flops)
-    slack = rounding_slack(L, R, U, float(ideal.abs().max()), float(eps.max()))
+    # the ideal's margins are computed in float64 too: its own logits' scale enters the slack
+    slack = rounding_slack(L, R, U, float(ideal.abs().max()), float(eps.max()),
+                           logit_scale(fit["LC"], fit["RC"], fit["UC"]))
     certified = (ideal - eps) > slack
     flops.add("certify", 3 * G.order ** 2)
     bad_ideal = ideal <= slack

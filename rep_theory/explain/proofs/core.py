@@ -41,8 +41,8 @@ import torch
 from rep_theory.algebra.groups import Group
 
 __all__ = ["VerifyResult", "Flops", "mlp_matrices", "brute_margins", "deviation_bound", "hidden",
-           "rounding_slack", "fallback_failures", "Timer", "PAIR_CHUNK", "readout_key_irreps", "check_key_irreps",
-           "check_matrices"]
+           "rounding_slack", "logit_scale", "fallback_failures", "Timer", "PAIR_CHUNK", "readout_key_irreps",
+           "check_key_irreps", "check_matrices"]
 
 PAIR_CHUNK = 1 << 22
 """Largest number of float64 entries one block of a ``[pairs, m]`` computation holds."""
@@ -283,6 +283,12 @@ def fallback_failures(margins: torch.Tensor, slack: float) -> dict:
             "explanation_uncertified": int(margins.numel())}
 
 
+def logit_scale(L: torch.Tensor, R: torch.Tensor, U: torch.Tensor) -> float:
+    """``sum_i max|U_i| (max|L_i| + max|R_i|)``: a bound on the sum of the absolute values of the terms of
+    any logit of the network ``(L, R, U)`` (each ``[n, m]``), the scale of its rounding."""
+    return float((U.abs().amax(0) * (L.abs().amax(0) + R.abs().amax(0))).sum()) if U.numel() else 0.0
+
+
 def rounding_slack(L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *extra: float) -> float:
     """An explicit allowance for float64 rounding, ``1e-9`` times a bound on the sum of the absolute
     values of the terms of any logit (``sum_i max|U_i| (max|L_i| + max|R_i|)``) plus ``extra``.
@@ -291,6 +297,8 @@ def rounding_slack(L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, *extra: fl
     values (``u = 2^-53``; Higham, "Accuracy and Stability of Numerical Algorithms", 2002, sec. 3.1);
     with ``k`` in the thousands that is below ``1e-12`` of the scale, so ``1e-9`` is generous.  A
     pair is certified only when its ideal margin exceeds its deviation bound by more than this.
+    ``extra`` must include the scale of every other quantity the proof computes with rounding, such
+    as an idealised network's (:func:`logit_scale` of its weights): an ideal of huge terms can round to
+    a margin of any sign.
     """
-    scale = float((U.abs().amax(0) * (L.abs().amax(0) + R.abs().amax(0))).sum())
-    return 1e-9 * (scale + sum(abs(float(v)) for v in extra)) + 1e-12
+    return 1e-9 * (logit_scale(L, R, U) + sum(abs(float(v)) for v in extra)) + 1e-12

@@ -33,7 +33,7 @@ from __future__ import annotations
 import torch
 
 from rep_theory.algebra.groups import Group
-from rep_theory.explain.proofs.core import Flops, deviation_bound, fallback_failures, rounding_slack
+from rep_theory.explain.proofs.core import Flops, deviation_bound, fallback_failures, logit_scale, rounding_slack
 from rep_theory.explain.proofs.rhofit import RhoSetInterpretation
 
 __all__ = ["rhoset_proof", "ideal_table", "circuit_tables", "check_circuits"]
@@ -70,13 +70,18 @@ def check_circuits(G: Group, interp: RhoSetInterpretation, n_neurons: int) -> fl
     """Check what the proof's symmetry argument takes from the interpretation, and return the slack
     its rounding needs.
 
-    ``ValueError`` unless each neuron index lies in ``[0, n_neurons)`` and belongs to at most one
-    circuit, and every ``rho(g)`` permutes each circuit's ``B`` (every image within ``1e-9`` of a
-    distinct element): the one margin ``M`` for all pairs rests on re-indexing the sum over ``B``.
+    ``ValueError`` unless every circuit is well formed (``a [d]``, ``B [k, d]``; ``neurons``, ``b``,
+    ``bp``, ``scale`` and ``readout`` one-dimensional and of one length, ``b`` and ``bp`` in ``[0, k)``;
+    everything finite and every scale ``> 0``, since ``relu(s u) = s relu(u)`` needs it), each
+    neuron index lies in ``[0, n_neurons)`` and belongs to at most one circuit, and every ``rho(g)``
+    permutes each circuit's ``B`` (every image within ``1e-9`` of a distinct element): the one margin
+    ``M`` for all pairs rests on re-indexing the sum over ``B``.
     Fitted rho-sets are orbits computed to rounding; the departure ``eps`` (Euclidean) that remains
     moves each of a circuit's ``k^2`` terms ``b^T rho(z) b' relu(b^T rho(x) a - a^T rho(y) b')`` by at
     most ``8 |a| max|b|^2 eps``, so the margin by at most twice ``|Wbar| k^2`` that, summed over circuits.
     """
+    for c in interp.circuits:
+        _check_circuit(G, c)
     neurons = [c.neurons for c in interp.circuits]
     every = torch.cat(neurons) if neurons else torch.zeros(0, dtype=torch.long)
     if every.numel() and (int(every.min()) < 0 or int(every.max()) >= n_neurons):
@@ -100,6 +105,28 @@ def check_circuits(G: Group, interp: RhoSetInterpretation, n_neurons: int) -> fl
                              f"from B{'' if permutes else ', or two images share an element'}): not a rho-set")
         slack += 16 * abs(c.ideal_weight) * k * k * float(c.a.norm()) * float(c.B.norm(dim=1).max()) ** 2 * eps
     return slack
+
+
+def _check_circuit(G: Group, c) -> None:
+    d = G.irrep(c.irrep).dim
+    k = c.B.shape[0] if c.B.ndim == 2 else -1
+    if c.a.shape != (d,) or c.B.ndim != 2 or c.B.shape[1] != d:
+        raise ValueError(f"the circuit on {c.irrep} needs a [{d}] and B [k, {d}], got a {tuple(c.a.shape)} "
+                         f"and B {tuple(c.B.shape)}")
+    fields = {"neurons": c.neurons, "b": c.b, "bp": c.bp, "scale": c.scale, "readout": c.readout}
+    lengths = {name: tuple(v.shape) for name, v in fields.items()}
+    if len(set(lengths.values())) != 1 or len(c.neurons.shape) != 1:
+        raise ValueError(f"the circuit on {c.irrep} needs one-dimensional neurons, b, bp, scale and readout "
+                         f"of one length, got shapes {lengths}")
+    if c.b.numel() and (int(torch.cat([c.b, c.bp]).min()) < 0 or int(torch.cat([c.b, c.bp]).max()) >= k):
+        raise ValueError(f"the circuit on {c.irrep} has b or b' outside [0, {k})")
+    values = {"a": c.a, "B": c.B, "scale": c.scale, "readout": c.readout,
+              "ideal_weight": torch.tensor(float(c.ideal_weight))}
+    bad = [name for name, v in values.items() if not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ValueError(f"the circuit on {c.irrep} has non-finite {bad}")
+    if not bool((c.scale > 0).all()):
+        raise ValueError(f"circuit on {c.irrep}: every neuron's scale must be > 0, got min {float(c.scale.min())}")
 
 
 def rhoset_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, interp: RhoSetInterpretation, *,
@@ -128,10 +155,10 @@ def rhoset_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, in
     active = 0
     for c, tab in zip(interp.circuits, tables):
         # W[b, b'] = sum of s t over the circuit's neurons on (b, b'), recomputed here from the neurons'
-        # parameters (not taken from the fit); relu(s u) = s relu(u) needs every s > 0
-        if bool((c.scale <= 0).any()):
-            raise ValueError(f"circuit on {c.irrep}: every neuron's scale must be > 0, got min {float(c.scale.min())}")
-        weight = torch.zeros_like(c.weight).index_put_((c.b, c.bp), c.scale * c.readout, accumulate=True)
+        # parameters (not taken from the fit; check_circuits checked s > 0, as relu(s u) = s relu(u) needs)
+        k = c.B.shape[0]
+        weight = torch.zeros((k, k), dtype=torch.float64).index_put_((c.b, c.bp), c.scale * c.readout,
+                                                                      accumulate=True)
         spread = tab["q"].amax(0) - tab["q"].amin(0)                         # [k, k]
         gamma = (weight - c.ideal_weight).abs() * spread
         flops.add("coverage weights", 2 * c.scale.numel() + 4 * weight.numel() + 2 * n * weight.numel())
@@ -140,8 +167,12 @@ def rhoset_proof(G: Group, L: torch.Tensor, R: torch.Tensor, U: torch.Tensor, in
             eps_cover += torch.relu(tab["P"][:, b, None, None] - tab["Q"][None, :, cols]) @ gamma[b, cols]
             active += int(cols.numel())
     flops.add("coverage", 4 * n * n * active)
-    slack = rounding_slack(L, R, U, margin, float(eps_neuron.max()) if n else 0.0,
-                           float(eps_cover.max()) if n else 0.0) + symmetry_slack
+    # the ideals are computed too: the neuron-level ideal's logit scale and the terms of Phi enter the slack
+    phi_terms = sum(abs(c.ideal_weight) * float((tab["q"].abs().amax(0)
+                                                 * torch.relu(tab["P"][0][:, None] - tab["Q"][0][None, :])).sum())
+                    for c, tab in zip(interp.circuits, tables))
+    slack = rounding_slack(L, R, U, margin, float(eps_neuron.max()) if n else 0.0, float(eps_cover.max()) if n else 0.0,
+                           logit_scale(Lt, Rt, Ut), phi_terms) + symmetry_slack
     certified = (margin - eps_neuron - eps_cover) > slack
     flops.add("certify", 3 * n * n)
     failures = {}
