@@ -55,7 +55,8 @@ from rep_theory.device import available_cores, resolve_device
 from rep_theory.io import atomic_write_json
 from rep_theory.training.config import load_config
 from rep_theory.training.data import make_split
-from rep_theory.training.rundir import (METRICS_NAME, ORDER_NAME, SUMMARY_NAME, EvaluationRecord, file_stamp,
+from rep_theory.training.rundir import (METRICS_NAME, ORDER_NAME, SUMMARY_NAME, EvaluationRecord, config_digest,
+                                        file_stamp,
                                         list_checkpoints, load_weights, model_from_weights, read_csv_header,
                                         read_evaluation_record, read_metrics_csv, stamp_matches, write_lines,
                                         write_evaluation_record, write_metrics_csv)
@@ -220,6 +221,7 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
                                   key_threshold=key_threshold, epoch=epoch, chunk_size=chunk_size)
 
     record = read_evaluation_record(run_dir) or EvaluationRecord()
+    settings = config_digest(run_dir)
     model_stamp = file_stamp(final_path)
     final_model = load_model(final_path)
     summary = evaluate(final_model, cfg.num_epochs, None)
@@ -230,10 +232,14 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
     write_lines(run_dir / "key_reps.txt", key_irreps)
     log.info("%s: key irreps %s", run_dir.name, key_irreps)
     if final_only:
-        record.model = model_stamp
-        if record.metrics_revision != METRICS_REVISION:   # the rows, if any, are of another revision:
-            record.checkpoints = {}                        # no longer vouched for, recomputed by a full eval
+        record.model, record.config = model_stamp, settings
+        if record.metrics_revision != METRICS_REVISION or set(record.key_irreps) != set(key_irreps):
+            # the rows, if any, are of another revision or key set: no longer vouched for (a full eval
+            # recomputes them), and neither is the learning order drawn from them
+            record.checkpoints, record.key_irreps = {}, list(key_irreps)
             record.metrics_revision = METRICS_REVISION
+            for name in (ORDER_NAME, "order_rule.txt"):
+                (run_dir / name).unlink(missing_ok=True)
         write_evaluation_record(run_dir, record)
         return summary
 
@@ -245,6 +251,8 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         old_columns, old_rows = read_csv_header(csv_path), read_metrics_csv(csv_path)
         if old_columns != columns:
             log.warning("%s: its columns differ from this version's; re-evaluating every checkpoint", csv_path)
+        elif old_rows and record.config not in (None, settings):
+            log.warning("%s: its rows were computed under another cfg.json; re-evaluating every checkpoint", csv_path)
         elif old_rows and record.metrics_revision != METRICS_REVISION:
             log.warning("%s: its rows were computed under metrics revision %d, not this version's %d; "
                         "re-evaluating every checkpoint", csv_path, record.metrics_revision, METRICS_REVISION)
@@ -271,7 +279,7 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
         write_metrics_csv(csv_path, columns, list(rows.values()))
         write_evaluation_record(run_dir, EvaluationRecord(model=model_stamp, checkpoints=dict(stamps),
                                                           key_irreps=list(key_irreps),
-                                                          metrics_revision=METRICS_REVISION))
+                                                          metrics_revision=METRICS_REVISION, config=settings))
 
     hidden = final_model.unembedding().shape[1]  # the run's hidden width
     if todo and (ckpt_batch is None or ckpt_batch > 1):

@@ -23,7 +23,7 @@ from typing import Mapping
 from rep_theory.algebra.groups import parse_spec
 from rep_theory.analysis.metrics import KEY_THRESHOLD, select_key_irreps
 from rep_theory.training.config import group_spec, load_config, model_short_name
-from rep_theory.training.rundir import is_trained, read_lines, staleness
+from rep_theory.training.rundir import is_trained, read_lines, staleness, summary_staleness
 
 __all__ = ["RunSummary", "load_run", "collect_runs", "runs_from_csv", "paper_runs", "parse_run_name",
            "group_sort_key", "run_sort_key", "SUMMARY_KEYS", "KEY_THRESHOLD", "reference_text", "pending_reason"]
@@ -128,7 +128,7 @@ def load_run(run_dir: str | Path) -> RunSummary:
             raise FileNotFoundError(f"{path} is missing: {run_dir.name} is not an evaluated run")
     cfg = load_config(run_dir)
     metrics = json.loads(summary_path.read_text())
-    order_current = not is_trained(run_dir) or staleness(run_dir) is None
+    order_current = staleness(run_dir) is None if is_trained(run_dir) else summary_staleness(run_dir) is None
     order_known = order_current and (run_dir / "key_reps_in_order.txt").is_file()
     if order_known:
         key_irreps = read_lines(run_dir / "key_reps_in_order.txt")
@@ -196,9 +196,7 @@ def pending_reason(run_dir: str | Path) -> str | None:
     run_dir = Path(run_dir)
     if not (run_dir / "summary_metrics.json").is_file():
         return "not evaluated"
-    if is_trained(run_dir):
-        return staleness(run_dir, final_only=True)
-    return None
+    return summary_staleness(run_dir)
 
 
 def runs_from_csv(path_or_text: str | Path | io.TextIOBase) -> list[RunSummary]:

@@ -41,7 +41,7 @@ from rep_theory.algebra.groups import get_group
 from rep_theory.algebra.rhosets import min_rho_set_size
 from rep_theory.analysis.summaries import RunSummary, parse_run_name, run_sort_key
 from rep_theory.training.config import load_config
-from rep_theory.training.rundir import read_lines
+from rep_theory.training.rundir import RECORD_NAME, read_lines, summary_staleness
 
 __all__ = ["IrrepFrequency", "Universality", "universality", "spearman", "bootstrap_spearman", "monotone_violations",
            "runs_from_key_reps", "universality_markdown", "universality_csv", "fig_universality",
@@ -180,7 +180,10 @@ def universality(runs: Iterable[RunSummary], *, resamples: int = 1000, seed: int
 def runs_from_key_reps(folder: str | Path) -> list[RunSummary]:
     """Summaries of the run directories of ``folder`` that have ``cfg.json`` and key irreps
     (``key_reps_in_order.txt``, else ``key_reps.txt``), without evaluation (no metrics): e.g. the
-    paper's 50 S5 MLPs in ``reference/paper_s5_mlp_50``."""
+    paper's 50 S5 MLPs in ``reference/paper_s5_mlp_50`` (never evaluated here: their files are taken
+    as released).  A run evaluated here whose files are stale
+    (:func:`~rep_theory.training.rundir.summary_staleness`: retrained, weights deleted, config
+    edited since) is skipped with a warning."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is not a folder of run directories")
@@ -189,6 +192,10 @@ def runs_from_key_reps(folder: str | Path) -> list[RunSummary]:
         files = [run_dir / name for name in ("key_reps_in_order.txt", "key_reps.txt") if (run_dir / name).is_file()]
         if not files:
             logger.info("%s: no key irreps file; skipped", run_dir.name)
+            continue
+        reason = summary_staleness(run_dir) if (run_dir / RECORD_NAME).exists() else None
+        if reason is not None:   # evaluated here, but the files describe other weights or another config
+            logger.warning("%s: its key irreps files are stale (%s); skipped", run_dir.name, reason)
             continue
         cfg = load_config(run_dir)
         runs.append(RunSummary(run=run_dir.name, group=cfg.spec, model=cfg.model_short, seed=cfg.seed,

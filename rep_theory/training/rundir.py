@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import json
 import io
 import numbers
@@ -56,7 +57,7 @@ __all__ = ["CONFIG_NAME", "MODEL_NAME", "SUMMARY_NAME", "METRICS_NAME", "TRAIN_L
            "write_metrics_csv", "write_lines", "read_lines", "run_status", "run_state", "RunState",
            "is_trained", "is_evaluated", "staleness", "run_lock", "RunLockedError", "resume_files",
            "CorruptWeightsError", "EvaluationRecord", "read_evaluation_record", "write_evaluation_record",
-           "file_stamp", "stamp_matches", "RECORD_NAME", "FIGURES_MARKER"]
+           "file_stamp", "stamp_matches", "config_digest", "summary_staleness", "RECORD_NAME", "FIGURES_MARKER"]
 
 CONFIG_NAME = "cfg.json"
 MODEL_NAME = "model.pt"
@@ -253,17 +254,29 @@ def file_stamp(path: str | os.PathLike, *, digest: str | None = None) -> dict:
 
 
 def stamp_matches(path: str | os.PathLike, stamp: dict | None, *, deep: bool = False) -> bool:
-    """Whether ``path`` still holds what ``stamp`` describes: same size and modification time, or
-    (``deep``) the same content digest."""
+    """Whether ``path`` still holds what ``stamp`` describes: the same size and modification time, or
+    (``deep``) the same size and content digest, whatever the modification time says (a file copied
+    over with its size and time restored is caught; a touched one still matches).  For a checked file
+    the digest is read from its header, so ``deep`` costs one small read."""
     if not stamp:
         return False
     try:
         st = Path(path).stat()
     except FileNotFoundError:
         return False
-    if st.st_size == stamp.get("size") and st.st_mtime_ns == stamp.get("mtime_ns"):
-        return True
-    return deep and st.st_size == stamp.get("size") and content_digest(path) == stamp.get("sha256")
+    if st.st_size != stamp.get("size"):
+        return False
+    if deep:
+        return content_digest(path) == stamp.get("sha256")
+    return st.st_mtime_ns == stamp.get("mtime_ns")
+
+
+def config_digest(run_dir: str | os.PathLike) -> str:
+    """The sha256 of the run's configuration as the metrics read it: ``cfg.json`` as a
+    :class:`RunConfig`, in canonical JSON, without ``device`` (which changes no number)."""
+    settings = load_config(run_dir).to_dict()
+    settings.pop("device", None)
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 METRICS_REVISION = 2
@@ -282,6 +295,7 @@ class EvaluationRecord:
     key_irreps: list = dataclasses.field(default_factory=list)
     package_version: str = __version__
     metrics_revision: int = METRICS_REVISION   # the arithmetic of the summary and rows; read as 0 when absent
+    config: str | None = None   # config_digest of cfg.json when evaluated; None in records written before it
 
 
 def read_evaluation_record(run_dir: str | os.PathLike) -> EvaluationRecord | None:
@@ -292,7 +306,8 @@ def read_evaluation_record(run_dir: str | os.PathLike) -> EvaluationRecord | Non
         return EvaluationRecord(model=d.get("model"), checkpoints=dict(d.get("checkpoints") or {}),
                                 key_irreps=list(d.get("key_irreps") or []),
                                 package_version=str(d.get("package_version", "")),
-                                metrics_revision=int(d.get("metrics_revision") or 0))
+                                metrics_revision=int(d.get("metrics_revision") or 0),
+                                config=d.get("config"))
     except (FileNotFoundError, ValueError, TypeError, AttributeError):
         return None
 
@@ -340,8 +355,10 @@ def staleness(run_dir: str | os.PathLike, *, final_only: bool = False) -> str | 
     record = read_evaluation_record(run_dir)
     if record is None or not (run_dir / SUMMARY_NAME).is_file():
         return "not evaluated"
-    if not stamp_matches(run_dir / MODEL_NAME, record.model):
+    if not stamp_matches(run_dir / MODEL_NAME, record.model, deep=True):
         return "model.pt changed since it was evaluated"
+    if record.config is not None and record.config != config_digest(run_dir):
+        return "cfg.json changed since it was evaluated"
     if record.metrics_revision != METRICS_REVISION:
         return (f"evaluated under metrics revision {record.metrics_revision or 'unrecorded (1)'}; this version "
                 f"computes revision {METRICS_REVISION} (float64 arithmetic): re-run eval")
@@ -361,6 +378,19 @@ def staleness(run_dir: str | os.PathLike, *, final_only: bool = False) -> str | 
     marker = run_dir / FIGURES_MARKER
     if _mtime(marker) < _mtime(run_dir / METRICS_NAME):
         return "figures are missing or older than metrics.csv"
+    return None
+
+
+def summary_staleness(run_dir: str | os.PathLike) -> str | None:
+    """Why a run's summary and key irreps (``summary_metrics.json``, ``key_reps*.txt``) do not describe
+    its current weights and configuration, or ``None`` when they do.  A run without weights is taken as
+    it is only when it was never evaluated here (the paper's released summaries); one that has an
+    ``evaluation.json`` but no ``model.pt`` (deleted to retrain, or being retrained) is stale."""
+    run_dir = Path(run_dir)
+    if is_trained(run_dir):
+        return staleness(run_dir, final_only=True)
+    if (run_dir / RECORD_NAME).exists():
+        return "model.pt is missing (being retrained?): its evaluation describes weights that are gone"
     return None
 
 

@@ -64,7 +64,7 @@ from rep_theory.algebra.groups import get_group
 from rep_theory.device import resolve_device
 from rep_theory.training.config import RunConfig, load_config
 from rep_theory.training.data import element_permutation, make_split
-from rep_theory.training.rundir import checkpoint_path, resume_files, run_status
+from rep_theory.training.rundir import checkpoint_path, list_checkpoints, resume_files, run_status
 from rep_theory.io import CorruptFileError, atomic_write_text, load_checked, save_checked
 from rep_theory.training.batched import BatchedModel, make_batched_model
 from rep_theory.training.checkpoint_writer import CheckpointWriter
@@ -358,6 +358,11 @@ def train_runs(run_dirs: Iterable[str | os.PathLike], device: str | torch.device
             continue
         state = _load_resume_state(run_dir, cfg)
         start = 0 if state is None else int(state["epoch"])
+        if state is None and list_checkpoints(run_dir):   # a fresh start: never mix two trainings' checkpoints
+            aside = run_dir / f"checkpoints.superseded-{time.strftime('%Y%m%dT%H%M%S')}"
+            (run_dir / "checkpoints").rename(aside)
+            logger.warning("%s: training afresh; the checkpoints of the earlier training are kept in %s",
+                           run_dir, aside.name)
         dev = resolve_device(device if device is not None else cfg.device)
         key = (cfg.batch_key(), str(dev), start)
         batch = groups.setdefault(key, _Batch(cfgs=[], run_dirs=[], states=[], start_epoch=start))
