@@ -124,3 +124,88 @@ def test_a_second_command_on_a_locked_run_says_busy(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("busy") == 2 and "Traceback" not in err
     assert _eval(run) == 0
+
+
+# --- found by an audit that tried to make a reader serve a stale number --------------------------------
+def _edit_config(run, **changes):
+    cfg = json.loads((run / "cfg.json").read_text())
+    cfg.update(changes)
+    (run / "cfg.json").write_text(json.dumps(cfg))
+
+
+def test_a_config_edit_makes_the_evaluation_stale(tmp_path):
+    """frac_train changed after eval: the summary and rows describe the old split.  evaluation.json
+    stamps the config; the run is stale until re-evaluated, and eval recomputes every row."""
+    run = _trained(tmp_path)
+    assert _eval(run) == 0 and run_state(run) == "evaluated"
+    _edit_config(run, frac_train=0.5)
+    assert run_state(run) == "trained" and staleness(run) == "cfg.json changed since it was evaluated"
+    assert collect_runs(tmp_path) == ([], ["C7_MLP_seed1"])
+    _edit_config(run, device="cuda")                    # the device changes no number: not part of the stamp
+    assert staleness(run) == "cfg.json changed since it was evaluated"
+    _edit_config(run, device="cpu")
+    assert _eval(run) == 0 and run_state(run) == "evaluated"
+    summary = json.loads((run / "summary_metrics.json").read_text())
+    assert read_metrics_csv(run / "metrics.csv")[-1]["train_loss"] == pytest.approx(summary["train_loss"], rel=1e-12)
+    _edit_config(run, device="cuda")
+    assert run_state(run) == "evaluated"
+
+
+def test_a_run_without_model_pt_serves_no_summary(tmp_path):
+    """Deleting model.pt to retrain (or a retraining in progress) left tables, figures and universality
+    serving the old summary as if it were the paper's released files."""
+    from rep_theory.explain.universality import runs_from_key_reps
+
+    run = _trained(tmp_path)
+    assert _eval(run) == 0 and [r.run for r in runs_from_key_reps(tmp_path)] == ["C7_MLP_seed1"]
+    (run / "model.pt").unlink()
+    assert collect_runs(tmp_path) == ([], ["C7_MLP_seed1"])
+    assert runs_from_key_reps(tmp_path) == []
+
+
+def test_eval_final_with_another_key_set_drops_the_rows_and_the_order(tmp_path):
+    """``eval --final`` with another key threshold changed key_reps.txt but kept key_reps_in_order.txt
+    and the rows' stamps: tables showed an order of another key set."""
+    run = _trained(tmp_path)
+    assert _eval(run) == 0 and (run / "key_reps_in_order.txt").is_file()
+    summary = json.loads((run / "summary_metrics.json").read_text())
+    top = max(v for k, v in summary.items() if k.startswith("logit_") and k.endswith("_rep_trace_similarity"))
+    assert _eval(run, "--final", "--key-threshold", str(top + 1e-6)) == 0   # no irrep is key any more
+    assert not (run / "key_reps_in_order.txt").exists()
+    assert run_state(run) == "trained" and "not evaluated" in staleness(run)
+    assert _eval(run) == 0 and run_state(run) == "evaluated"
+
+
+def test_a_model_pt_copied_over_with_its_size_and_time_is_caught(tmp_path):
+    """Another seed's model.pt copied over, size and modification time restored: the stamp's digest
+    (read from the checked file's header) tells them apart."""
+    import shutil
+
+    run = _trained(tmp_path)
+    other = tmp_path / "other" / "C7_MLP_seed2"
+    cfg = json.loads((run / "cfg.json").read_text())
+    cfg["seed"] = 2
+    other.parent.mkdir()
+    new_run(other, RunConfig.from_dict(cfg))
+    train_runs([other], device="cpu", progress=False)
+    assert _eval(run) == 0 and run_state(run) == "evaluated"
+    before = (run / "model.pt").stat()
+    assert (other / "model.pt").stat().st_size == before.st_size
+    shutil.copyfile(other / "model.pt", run / "model.pt")
+    os.utime(run / "model.pt", ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert staleness(run) == "model.pt changed since it was evaluated"
+
+
+def test_a_fresh_training_moves_the_earlier_checkpoints_aside(tmp_path):
+    """Retraining with fewer epochs after deleting model.pt and resume/ left the old training's later
+    checkpoints beside the new ones, and eval kept their rows."""
+    run = _trained(tmp_path)
+    old = [e for e, _ in list_checkpoints(run)]
+    (run / "model.pt").unlink()
+    for path in (run / "resume").iterdir():
+        path.unlink()
+    _edit_config(run, num_epochs=12)
+    train_runs([run], device="cpu", progress=False)
+    assert max(e for e, _ in list_checkpoints(run)) == 12 < max(old)
+    aside = [p for p in run.iterdir() if p.name.startswith("checkpoints.superseded-")]
+    assert len(aside) == 1 and len(list(aside[0].iterdir())) == len(old)
