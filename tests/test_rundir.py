@@ -209,3 +209,15 @@ def test_a_fresh_training_moves_the_earlier_checkpoints_aside(tmp_path):
     assert max(e for e, _ in list_checkpoints(run)) == 12 < max(old)
     aside = [p for p in run.iterdir() if p.name.startswith("checkpoints.superseded-")]
     assert len(aside) == 1 and len(list(aside[0].iterdir())) == len(old)
+
+
+def test_lenses_read_key_irreps_only_from_a_current_evaluation(tmp_path):
+    """``run_lenses`` read key irreps from key_reps files whatever their staleness; a stale evaluation's
+    files are now ignored and the model decides."""
+    from rep_theory.lenses.runs import _load_run
+
+    run = _trained(tmp_path)
+    assert _eval(run) == 0
+    assert _load_run(run, "cpu")[3] == list((run / "key_reps_in_order.txt").read_text().split())
+    _edit_config(run, frac_train=0.5)
+    assert _load_run(run, "cpu")[3] is None

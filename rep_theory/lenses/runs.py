@@ -46,7 +46,8 @@ from rep_theory.lenses.scores import histogram_stability, match_stability, parse
 from rep_theory.algebra.groups import get_group
 from rep_theory.device import resolve_device
 from rep_theory.training.config import load_config
-from rep_theory.training.rundir import file_stamp, load_run_model, read_lines, stamp_matches
+from rep_theory.training.rundir import RECORD_NAME as EVALUATION_RECORD
+from rep_theory.training.rundir import file_stamp, load_run_model, read_lines, stamp_matches, summary_staleness
 
 __all__ = ["run_lenses", "batch_lens_table", "lens_staleness", "read_leaderboard", "leaderboard_figure",
            "SCORE_COLUMNS"]
@@ -63,10 +64,14 @@ def _load_run(run_dir: Path, device):
     G = get_group(cfg.spec)
     model = load_run_model(run_dir, device=resolve_device(device if device is not None else "auto"))
     key = None
-    for name in ("key_reps_in_order.txt", "key_reps.txt"):
-        if (run_dir / name).is_file():
-            key = list(read_lines(run_dir / name))
-            break
+    reason = summary_staleness(run_dir) if (run_dir / EVALUATION_RECORD).exists() else None
+    if reason is not None:   # evaluated here, but not these weights or this config: the model decides
+        log.info("%s: its key irreps files are stale (%s); key irreps taken from the model", run_dir.name, reason)
+    else:
+        for name in ("key_reps_in_order.txt", "key_reps.txt"):
+            if (run_dir / name).is_file():
+                key = list(read_lines(run_dir / name))
+                break
     return model.eval(), G, cfg, key
 
 
@@ -170,7 +175,7 @@ def run_lenses(run_dir: str | os.PathLike, lenses: Sequence[str] | None = None, 
     """Score ``lenses`` on ``sites`` of the run's final model; returns ``RUN_DIR/lenses/leaderboard.csv``.
 
     Key irreps come from the run's ``key_reps_in_order.txt`` / ``key_reps.txt`` when it has been
-    evaluated, else from the model (logit similarity above 0.005).  Files are written atomically.
+    evaluated and that evaluation is current, else from the model (logit similarity above 0.005).  Files are written atomically.
     Progress survives an interruption: every finished (lens, site) is kept in ``lenses/partial.pt``
     (tied to the weights' stamp, the seed and the key irreps) and not fitted again by the next call.
     """
