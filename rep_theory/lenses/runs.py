@@ -175,7 +175,8 @@ def run_lenses(run_dir: str | os.PathLike, lenses: Sequence[str] | None = None, 
     """Score ``lenses`` on ``sites`` of the run's final model; returns ``RUN_DIR/lenses/leaderboard.csv``.
 
     Key irreps come from the run's ``key_reps_in_order.txt`` / ``key_reps.txt`` when it has been
-    evaluated and that evaluation is current, else from the model (logit similarity above 0.005).  Files are written atomically.
+    evaluated and that evaluation is current, else from the model (logit similarity above 0.005).
+    Files are written atomically.
     Progress survives an interruption: every finished (lens, site) is kept in ``lenses/partial.pt``
     (tied to the weights' stamp, the seed and the key irreps) and not fitted again by the next call.
     """
