@@ -168,7 +168,8 @@ def test_rhoset_refuses_malformed_circuits():
     bad = {"one length": dataclasses.replace(circuit, b=circuit.b[:1], bp=circuit.bp[:1]),
            "non-finite": dataclasses.replace(circuit, scale=circuit.scale.clone().fill_(float("nan"))),
            "outside": dataclasses.replace(circuit, bp=circuit.bp + circuit.B.shape[0]),
-           "needs a": dataclasses.replace(circuit, a=torch.cat([circuit.a, circuit.a]))}
+           "needs a": dataclasses.replace(circuit, a=torch.cat([circuit.a, circuit.a])),
+           "k >= 1": dataclasses.replace(circuit, B=circuit.B[:0])}
     for message, c in bad.items():
         with pytest.raises(ValueError, match=message):
             rhoset_proof(G, L, R, U, RhoSetInterpretation([c], torch.zeros(0, dtype=torch.long), m),

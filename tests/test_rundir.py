@@ -221,3 +221,43 @@ def test_lenses_read_key_irreps_only_from_a_current_evaluation(tmp_path):
     assert _load_run(run, "cpu")[3] == list((run / "key_reps_in_order.txt").read_text().split())
     _edit_config(run, frac_train=0.5)
     assert _load_run(run, "cpu")[3] is None
+
+
+def test_eval_final_after_a_config_edit_stops_vouching_for_the_rows(tmp_path):
+    """A review found ``eval --final`` after a cfg.json edit stamping the new config while keeping the
+    old split's rows and order as current."""
+    run = _trained(tmp_path)
+    assert _eval(run) == 0
+    _edit_config(run, frac_train=0.5)
+    assert _eval(run, "--final") == 0
+    assert not (run / "key_reps_in_order.txt").exists()
+    assert run_state(run) == "trained" and "not evaluated" in staleness(run)
+    assert run_state(run, final_only=True) == "evaluated"
+
+
+def test_the_config_stamp_ignores_what_changes_no_number(tmp_path):
+    from rep_theory.training.rundir import config_digest
+
+    run = _trained(tmp_path)
+    before = config_digest(run)
+    _edit_config(run, device="cuda", log_every=7, version="9.9.9")
+    assert config_digest(run) == before
+    _edit_config(run, lr=2e-2)
+    assert config_digest(run) != before
+    assert _eval(run) == 0
+    (run / "cfg.json").write_text("{")
+    assert staleness(run).startswith("cfg.json is unreadable")
+
+
+def test_a_second_fresh_training_in_the_same_second_keeps_both_old_series(tmp_path, monkeypatch):
+    import rep_theory.training.train as train_module
+
+    run = _trained(tmp_path)
+    monkeypatch.setattr(train_module.time, "strftime", lambda *args: "20260101T000000")
+    for _ in range(2):
+        (run / "model.pt").unlink()
+        for path in (run / "resume").iterdir():
+            path.unlink()
+        train_runs([run], device="cpu", progress=False)
+    aside = sorted(p.name for p in run.iterdir() if p.name.startswith("checkpoints.superseded-"))
+    assert aside == ["checkpoints.superseded-20260101T000000", "checkpoints.superseded-20260101T000000-1"]

@@ -232,14 +232,15 @@ def evaluate_run(run_dir: str | Path, *, final_only: bool = False, key_threshold
     write_lines(run_dir / "key_reps.txt", key_irreps)
     log.info("%s: key irreps %s", run_dir.name, key_irreps)
     if final_only:
-        record.model, record.config = model_stamp, settings
-        if record.metrics_revision != METRICS_REVISION or set(record.key_irreps) != set(key_irreps):
-            # the rows, if any, are of another revision or key set: no longer vouched for (a full eval
-            # recomputes them), and neither is the learning order drawn from them
+        if (record.metrics_revision != METRICS_REVISION or set(record.key_irreps) != set(key_irreps)
+                or record.config not in (None, settings)):
+            # the rows, if any, are of another revision, key set or config: no longer vouched for (a full
+            # eval recomputes them), and neither is the learning order drawn from them
             record.checkpoints, record.key_irreps = {}, list(key_irreps)
             record.metrics_revision = METRICS_REVISION
             for name in (ORDER_NAME, "order_rule.txt"):
                 (run_dir / name).unlink(missing_ok=True)
+        record.model, record.config = model_stamp, settings
         write_evaluation_record(run_dir, record)
         return summary
 

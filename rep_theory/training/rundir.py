@@ -273,9 +273,11 @@ def stamp_matches(path: str | os.PathLike, stamp: dict | None, *, deep: bool = F
 
 def config_digest(run_dir: str | os.PathLike) -> str:
     """The sha256 of the run's configuration as the metrics read it: ``cfg.json`` as a
-    :class:`RunConfig`, in canonical JSON, without ``device`` (which changes no number)."""
+    :class:`RunConfig`, in canonical JSON, without the fields that change no number (``device``,
+    ``log_every``, and ``version``, which a cfg.json without it reads as the running package's)."""
     settings = load_config(run_dir).to_dict()
-    settings.pop("device", None)
+    for field in ("device", "log_every", "version"):
+        settings.pop(field, None)
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
@@ -345,9 +347,11 @@ def is_trained(run_dir: str | os.PathLike) -> bool:
 
 
 def staleness(run_dir: str | os.PathLike, *, final_only: bool = False) -> str | None:
-    """Why the evaluation of a trained run does not describe its current weights, or ``None`` if it does.
+    """Why the evaluation of a trained run does not describe its current weights and configuration,
+    or ``None`` if it does.
 
-    Cheap: compares sizes and modification times with :class:`EvaluationRecord` (no hashing).
+    Compares ``model.pt`` by its digest (a header read for a checked file) and the checkpoints by size
+    and modification time with :class:`EvaluationRecord`, and ``cfg.json`` by :func:`config_digest`.
     """
     run_dir = Path(run_dir)
     if not is_trained(run_dir):
@@ -357,8 +361,13 @@ def staleness(run_dir: str | os.PathLike, *, final_only: bool = False) -> str | 
         return "not evaluated"
     if not stamp_matches(run_dir / MODEL_NAME, record.model, deep=True):
         return "model.pt changed since it was evaluated"
-    if record.config is not None and record.config != config_digest(run_dir):
-        return "cfg.json changed since it was evaluated"
+    if record.config is not None:
+        try:
+            current = config_digest(run_dir)
+        except (ValueError, TypeError, KeyError) as err:   # JSONDecodeError is a ValueError
+            return f"cfg.json is unreadable ({err})"
+        if record.config != current:
+            return "cfg.json changed since it was evaluated"
     if record.metrics_revision != METRICS_REVISION:
         return (f"evaluated under metrics revision {record.metrics_revision or 'unrecorded (1)'}; this version "
                 f"computes revision {METRICS_REVISION} (float64 arithmetic): re-run eval")

@@ -359,7 +359,12 @@ def train_runs(run_dirs: Iterable[str | os.PathLike], device: str | torch.device
         state = _load_resume_state(run_dir, cfg)
         start = 0 if state is None else int(state["epoch"])
         if state is None and list_checkpoints(run_dir):   # a fresh start: never mix two trainings' checkpoints
-            aside = run_dir / f"checkpoints.superseded-{time.strftime('%Y%m%dT%H%M%S')}"
+            stem = f"checkpoints.superseded-{time.strftime('%Y%m%dT%H%M%S')}"
+            aside = run_dir / stem
+            for count in range(1, 1000):
+                if not aside.exists():
+                    break
+                aside = run_dir / f"{stem}-{count}"
             (run_dir / "checkpoints").rename(aside)
             logger.warning("%s: training afresh; the checkpoints of the earlier training are kept in %s",
                            run_dir, aside.name)

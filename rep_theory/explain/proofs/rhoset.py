@@ -110,8 +110,8 @@ def check_circuits(G: Group, interp: RhoSetInterpretation, n_neurons: int) -> fl
 def _check_circuit(G: Group, c) -> None:
     d = G.irrep(c.irrep).dim
     k = c.B.shape[0] if c.B.ndim == 2 else -1
-    if c.a.shape != (d,) or c.B.ndim != 2 or c.B.shape[1] != d:
-        raise ValueError(f"the circuit on {c.irrep} needs a [{d}] and B [k, {d}], got a {tuple(c.a.shape)} "
+    if c.a.shape != (d,) or c.B.ndim != 2 or c.B.shape[1] != d or k == 0:
+        raise ValueError(f"the circuit on {c.irrep} needs a [{d}] and B [k, {d}] with k >= 1, got a {tuple(c.a.shape)} "
                          f"and B {tuple(c.B.shape)}")
     fields = {"neurons": c.neurons, "b": c.b, "bp": c.bp, "scale": c.scale, "readout": c.readout}
     lengths = {name: tuple(v.shape) for name, v in fields.items()}
