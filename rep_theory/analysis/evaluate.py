@@ -56,10 +56,9 @@ from rep_theory.io import atomic_write_json
 from rep_theory.training.config import load_config
 from rep_theory.training.data import make_split
 from rep_theory.training.rundir import (METRICS_NAME, ORDER_NAME, SUMMARY_NAME, EvaluationRecord, config_digest,
-                                        file_stamp,
-                                        list_checkpoints, load_weights, model_from_weights, read_csv_header,
-                                        read_evaluation_record, read_metrics_csv, stamp_matches, write_lines,
-                                        write_evaluation_record, write_metrics_csv)
+                                        file_stamp, list_checkpoints, load_weights, model_from_weights,
+                                        read_csv_header, read_evaluation_record, read_metrics_csv, stamp_matches,
+                                        write_lines, write_evaluation_record, write_metrics_csv)
 
 __all__ = ["evaluate_run"]
 

@@ -41,7 +41,7 @@ from rep_theory.algebra.groups import get_group
 from rep_theory.algebra.rhosets import min_rho_set_size
 from rep_theory.analysis.summaries import RunSummary, parse_run_name, run_sort_key
 from rep_theory.training.config import load_config
-from rep_theory.training.rundir import RECORD_NAME, read_lines, summary_staleness
+from rep_theory.training.rundir import key_files_staleness, read_lines
 
 __all__ = ["IrrepFrequency", "Universality", "universality", "spearman", "bootstrap_spearman", "monotone_violations",
            "runs_from_key_reps", "universality_markdown", "universality_csv", "fig_universality",
@@ -193,7 +193,7 @@ def runs_from_key_reps(folder: str | Path) -> list[RunSummary]:
         if not files:
             logger.info("%s: no key irreps file; skipped", run_dir.name)
             continue
-        reason = summary_staleness(run_dir) if (run_dir / RECORD_NAME).exists() else None
+        reason = key_files_staleness(run_dir)
         if reason is not None:   # evaluated here, but the files describe other weights or another config
             logger.warning("%s: its key irreps files are stale (%s); skipped", run_dir.name, reason)
             continue

@@ -46,8 +46,7 @@ from rep_theory.lenses.scores import histogram_stability, match_stability, parse
 from rep_theory.algebra.groups import get_group
 from rep_theory.device import resolve_device
 from rep_theory.training.config import load_config
-from rep_theory.training.rundir import RECORD_NAME as EVALUATION_RECORD
-from rep_theory.training.rundir import file_stamp, load_run_model, read_lines, stamp_matches, summary_staleness
+from rep_theory.training.rundir import file_stamp, key_files_staleness, load_run_model, read_lines, stamp_matches
 
 __all__ = ["run_lenses", "batch_lens_table", "lens_staleness", "read_leaderboard", "leaderboard_figure",
            "SCORE_COLUMNS"]
@@ -64,7 +63,7 @@ def _load_run(run_dir: Path, device):
     G = get_group(cfg.spec)
     model = load_run_model(run_dir, device=resolve_device(device if device is not None else "auto"))
     key = None
-    reason = summary_staleness(run_dir) if (run_dir / EVALUATION_RECORD).exists() else None
+    reason = key_files_staleness(run_dir)
     if reason is not None:   # evaluated here, but not these weights or this config: the model decides
         log.info("%s: its key irreps files are stale (%s); key irreps taken from the model", run_dir.name, reason)
     else:

@@ -57,7 +57,8 @@ __all__ = ["CONFIG_NAME", "MODEL_NAME", "SUMMARY_NAME", "METRICS_NAME", "TRAIN_L
            "write_metrics_csv", "write_lines", "read_lines", "run_status", "run_state", "RunState",
            "is_trained", "is_evaluated", "staleness", "run_lock", "RunLockedError", "resume_files",
            "CorruptWeightsError", "EvaluationRecord", "read_evaluation_record", "write_evaluation_record",
-           "file_stamp", "stamp_matches", "config_digest", "summary_staleness", "RECORD_NAME", "FIGURES_MARKER"]
+           "file_stamp", "stamp_matches", "config_digest", "summary_staleness", "key_files_staleness",
+           "RECORD_NAME", "FIGURES_MARKER"]
 
 CONFIG_NAME = "cfg.json"
 MODEL_NAME = "model.pt"
@@ -401,6 +402,13 @@ def summary_staleness(run_dir: str | os.PathLike) -> str | None:
     if (run_dir / RECORD_NAME).exists():
         return "model.pt is missing (being retrained?): its evaluation describes weights that are gone"
     return None
+
+
+def key_files_staleness(run_dir: str | os.PathLike) -> str | None:
+    """Why a run's key irreps files (``key_reps*.txt``) must not be read, or ``None`` when they may: a
+    run never evaluated here (no ``evaluation.json``: the paper's released files) is read as it is, one
+    evaluated here only while :func:`summary_staleness` finds nothing."""
+    return summary_staleness(run_dir) if (Path(run_dir) / RECORD_NAME).exists() else None
 
 
 def is_evaluated(run_dir: str | os.PathLike, *, final_only: bool = False) -> bool:
