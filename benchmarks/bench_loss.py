@@ -5,7 +5,8 @@ The shape defaults to the S6 MLP step of 4 seeds: 4 x 129,600 rows (25% of 720^2
 float32 logits.  Per variant it prints the best time of the forward, of the backward and of both,
 the memory traffic they imply (the forward reads the logits once, the backward reads them again and
 writes the gradient: 12 bytes per logit at float32) as GB/s, and whether the loss and the gradient
-are bit-for-bit those of Triton's default launch (4 warps, what the trainer runs).
+are bit-for-bit those of the default launch (``losses_triton.default_warps``: one warp up to 1024
+columns, what the trainer runs).
 
     python benchmarks/bench_loss.py --device cuda                       # S6 shape, warps 1 2 4 8 16
     TRITON_INTERPRET=1 python benchmarks/bench_loss.py --device cpu --rows 64 --repeats 1   # plumbing only
@@ -91,7 +92,7 @@ def main() -> None:
         same = "-" if default is None or tag in (None, "default") else (
             "loss and gradient" if bool(torch.equal(loss, default[0]) and torch.equal(grad, default[1]))
             else f"no (loss differs by {float((loss - default[0]).abs()):.1e}, "
-                 f"{float((grad != default[1]).double().mean()):.1%} of the gradient's entries differ)")
+                 f"{int((grad != default[1]).sum()):,} of the gradient's {grad.numel():,} entries differ)")
         print(f"{name:>24}  {f * 1e3:>10.3f}  {b * 1e3:>11.3f}  {(f + b) * 1e3:>8.3f}  {gigabytes / (f + b):>6.0f}  {same}")
 
 

@@ -5,6 +5,7 @@
 #   PYTHONPATH=. bash benchmarks/gpu_checks.sh 2     # the paper grid's extrapolated time, Wu et al.'s 100 S5 models verified
 #   PYTHONPATH=. bash benchmarks/gpu_checks.sh 3     # GPU tests, the loss kernels' warps, step profiles (chunk size, split-K), training speed, grid, eval of 728 S6 checkpoints
 #   PYTHONPATH=. bash benchmarks/gpu_checks.sh 4     # what part 3 left unmeasured: GPU tests, loss warps, S6 profiles, eval of 728 S6 checkpoints, Wu et al.'s 100 S5 models
+#   PYTHONPATH=. bash benchmarks/gpu_checks.sh 5     # the Triton row gathers and one-warp loss: GPU tests, kernels alone, S6 steps with and without them, grid
 #   GPU_CHECKS_SECONDS=560 PYTHONPATH=. bash benchmarks/gpu_checks.sh all   # both, trimmed, most important first, within 560 s
 # Every run's output is appended to $out/log.txt (one file, since a device call brings back few files),
 # its exit status and last lines to $out/summary.txt.  $PYTHON (default python3) runs the scripts.
@@ -69,6 +70,18 @@ case "$part" in
     run verify_wu_s5 150 "$py" benchmarks/bench_verify_wu.py --device cuda --groups S5 --seeds 100 --repeats 1 \
         --verify-threads 1 --methods brute rhoset coset fourier fourier_hybrid --out "$out/verify_wu_s5.json"
     ;;
+5)  # about 4 minutes on an H200; most important first
+    run gpu_tests 120 "$py" -m pytest -q --timeout 100 tests/test_gpu.py
+    run gather_kernels 60 "$py" benchmarks/bench_gather.py --device cuda
+    run profile_s6_mlp 40 "$py" benchmarks/profile_step.py --device cuda --group S6 --seeds 4 --steps 20 \
+        --budgets 1073741824 --split-rows 2048 --compare-gathers
+    run loss_kernels 40 "$py" benchmarks/bench_loss.py --device cuda --warps 1 4
+    run train_s6 40 "$py" benchmarks/bench_train.py --device cuda --group S6 --seeds 4 --steps 10 --rounds 2
+    run train_s5_32 40 "$py" benchmarks/bench_train.py --device cuda --seeds 32 --rounds 3
+    run profile_s6_t 40 "$py" benchmarks/profile_step.py --device cuda --group S6 --model T --seeds 4 --steps 4 \
+        --profile-steps 1 --budgets 1073741824 --split-rows 2048 --compare-gathers
+    run grid 70 "$py" benchmarks/bench_grid.py --device cuda --max-seconds 28
+    ;;
 all)
     run gpu_tests 150 "$py" -m pytest -q -x --timeout 120 tests/test_gpu.py
     run train_s6_triton 60 "$py" benchmarks/bench_train.py --device cuda --group S6 --seeds 4 --steps 10 --rounds 2
@@ -79,6 +92,6 @@ all)
     run train_s6_reference 45 env REP_THEORY_TRITON=0 "$py" benchmarks/bench_train.py --device cuda --group S6 --seeds 4 --steps 10 --rounds 2
     run checkpoints 45 "$py" benchmarks/bench_checkpoints.py --device cuda --epochs 2000 --rounds 1
     ;;
-*) echo "usage: $0 1|2|3|4|all" >&2; exit 2 ;;
+*) echo "usage: $0 1|2|3|4|5|all" >&2; exit 2 ;;
 esac
 echo "done; figures in $out/"

@@ -7,6 +7,8 @@ data, the chunked float64 loss), then
   trainer's is ``rep_theory.training.step.logit_budget(device)``) and each ``--split-rows``
   (rows per partial product of a weight gradient, 0 = one product; the trainer's is
   ``rep_theory.training.batched._SPLIT_ROWS`` on CUDA), as graph replays on CUDA;
+* with ``--compare-gathers``, times the trainer's settings once more with the row gathers of the PyTorch
+  path instead of the Triton kernels (``rep_theory.training.gather_triton``);
 * profiles ``--profile-steps`` eager steps with :mod:`torch.profiler` at the trainer's settings and
   prints the ``--top`` operators by device time (CPU time on the CPU).
 
@@ -50,6 +52,8 @@ def main(argv=None) -> None:
                         help="logits per forward chunk to time (default: 2^26 and the trainer's for the device)")
     parser.add_argument("--split-rows", type=int, nargs="*", default=None,
                         help="rows per weight-gradient block to time (default: 0 and the trainer's)")
+    parser.add_argument("--compare-gathers", action="store_true",
+                        help="also time the trainer's settings with the PyTorch path's row gathers")
     parser.add_argument("--profile-steps", type=int, default=3)
     parser.add_argument("--top", type=int, default=20)
     args = parser.parse_args(argv)
@@ -75,6 +79,22 @@ def main(argv=None) -> None:
     finally:
         step_module.logit_budget = budget_of
         batched_module._SPLIT_ROWS, batched_module._SPLIT_DEVICES = split_rows_of, split_devices_of
+    from rep_theory.training.losses import reference_sum_cross_entropy64
+    from rep_theory.training.losses_triton import triton_ready
+
+    gathers = batched_module._triton_gathers(device)
+    loss_kernels = device.type == "cuda" and triton_ready(device, reference_sum_cross_entropy64)
+    print(f"Triton kernels: float64 loss {'on' if loss_kernels else 'off'}, "
+          f"row gathers {'on' if gathers else 'off'}")
+    if args.compare_gathers:
+        triton_gathers = batched_module._triton_gathers
+        try:
+            batched_module._triton_gathers = lambda _device: False
+            per = _time_steps(cfgs, device, args.steps, graphs=True)
+            print(f"trainer's settings, PyTorch row gathers: {per * 1e3:8.2f} ms/step = {args.seeds / per:9.1f} "
+                  f"seed-steps/s", flush=True)
+        finally:
+            batched_module._triton_gathers = triton_gathers
     step, _, _ = _setup(cfgs, device, graphs=False)
     step()
     _sync(device)

@@ -62,6 +62,10 @@ except ValueError as err:
 del os.environ["REP_THEORY_TRITON_WARPS"]
 out["num_warps"]["from_env"] = float(from_env)
 out["ready"] = triton_ready(torch.device("cpu"), reference_sum_cross_entropy64)
+from rep_theory.training import losses_triton
+losses_triton._READY.clear()                  # a first call without autograd still self-checks
+with torch.inference_mode():
+    out["ready_inference_mode"] = triton_ready(torch.device("cpu"), reference_sum_cross_entropy64)
 print(json.dumps(out))
 """
 
@@ -96,6 +100,7 @@ def test_gradient_matches_the_reference(interpreted):
 
 def test_self_check_passes_and_can_be_turned_off(interpreted, monkeypatch):
     assert interpreted["ready"] is True
+    assert interpreted["ready_inference_mode"] is True
     import torch
     from rep_theory.training import losses_triton
     from rep_theory.training.losses import reference_sum_cross_entropy64
@@ -111,3 +116,10 @@ def test_warps_per_program_can_be_chosen_and_are_checked(interpreted):
     assert "power of two from 1 to 32, got 3" in interpreted["bad_warps"]
     assert r["from_env"] == pytest.approx(r["ref"], rel=1e-13)           # REP_THEORY_TRITON_WARPS=1
     assert "REP_THEORY_TRITON_WARPS must be a power of two from 1 to 32, got 'five'" in interpreted["bad_env"]
+
+
+def test_default_warps_is_one_warp_per_1024_columns():
+    from rep_theory.training.losses_triton import default_warps
+
+    # one warp up to S6's 720 columns (measured faster on an H200), then 32 float64 values per thread at most
+    assert [default_warps(n) for n in (2, 120, 720, 1024, 1025, 5040, 40320, 10 ** 6)] == [1, 1, 1, 1, 2, 8, 32, 32]

@@ -64,36 +64,58 @@ class _GatherRows(torch.autograd.Function):
 
 
 class _PairHidden(torch.autograd.Function):
-    """``relu(Lx[s, a[s]] + Ly[s, b[s]])`` ``[seed, batch, hidden]`` as one autograd node.
+    """``relu(flat_x[ia] + flat_y[ib])`` ``[n_rows, hidden]`` as one autograd node.
 
-    The same numbers as ``F.relu(_gather_rows(Lx, a) + _gather_rows(Ly, b))``, with the sum and the
-    ReLU done in place and the two gradient scatters sharing one masked gradient: this is the
-    hot path of seed-batched MLP training.
+    The same numbers as ``F.relu(flat_x[ia] + flat_y[ib])``, with the sum and the ReLU done in place and
+    the two gradient scatters sharing one masked gradient: this is the hot path of seed-batched MLP
+    training (on CUDA with Triton, :mod:`rep_theory.training.gather_triton` computes the same bits in
+    fewer passes).
     """
 
     @staticmethod
-    def forward(ctx, Lx: torch.Tensor, Ly: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        s, rows = Lx.shape[:2]
-        ia, ib = _flat_index(a, rows), _flat_index(b, rows)
-        flat_x, flat_y = Lx.reshape(s * rows, -1), Ly.reshape(s * rows, -1)
+    def forward(ctx, flat_x: torch.Tensor, flat_y: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
         hidden = flat_x.index_select(0, ia).add_(flat_y.index_select(0, ib)).relu_()
         ctx.save_for_backward(hidden, ia, ib)
-        ctx.rows = s * rows
-        return hidden.reshape(s, a.shape[1], -1)
+        ctx.table_rows = flat_x.shape[0]
+        return hidden
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         hidden, ia, ib = ctx.saved_tensors
-        g = torch.ops.aten.threshold_backward(grad.reshape(hidden.shape), hidden, 0)  # relu backward
+        g = torch.ops.aten.threshold_backward(grad, hidden, 0)  # relu backward
         out = []
         for idx in (ia, ib):
-            acc = g.new_zeros((ctx.rows, g.shape[1]))
+            acc = g.new_zeros((ctx.table_rows, g.shape[1]))
             if g.is_cuda:  # deterministic accumulation on CUDA (see _GatherRows)
                 acc.index_put_((idx,), g, accumulate=True)
             else:
                 acc.index_add_(0, idx, g)
-            out.append(acc.reshape(-1, *grad.shape[2:]).reshape(grad.shape[0], -1, grad.shape[2]))
+            out.append(acc)
         return out[0], out[1], None, None
+
+
+def _triton_gathers(device: torch.device) -> bool:
+    """Whether the row gathers run as Triton kernels on ``device`` (CUDA, Triton installed, self-check passed)."""
+    if device.type != "cuda":
+        return False
+    from rep_theory.training.gather_triton import gather_ready
+
+    return gather_ready(device, _PairHidden.apply, _GatherRows.apply)
+
+
+def _pair_hidden(Lx: torch.Tensor, Ly: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``relu(Lx[s, a[s]] + Ly[s, b[s]])`` ``[seed, batch, hidden]`` for ``Lx, Ly [seed, rows, hidden]``,
+    ``a, b [seed, batch]``."""
+    s, rows, width = Lx.shape
+    flat_x, flat_y = Lx.reshape(s * rows, width), Ly.reshape(s * rows, width)
+    ia, ib = _flat_index(a, rows), _flat_index(b, rows)
+    if _triton_gathers(Lx.device):
+        from rep_theory.training.gather_triton import pair_hidden
+
+        hidden = pair_hidden(flat_x, flat_y, ia, ib)
+    else:
+        hidden = _PairHidden.apply(flat_x, flat_y, ia, ib)
+    return hidden.reshape(s, a.shape[1], width)
 
 
 _SPLIT_ROWS = 2048  # rows per partial product of a weight gradient on CUDA (0: one cuBLAS product)
@@ -164,7 +186,13 @@ def batch_linear(x: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 def _gather_rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``table [seed, rows, *rest]``, ``idx [seed, batch]`` -> ``[seed, batch, *rest]`` (``table[s, idx[s]]``)."""
     s, rows = table.shape[:2]
-    flat = _GatherRows.apply(table.reshape(s * rows, *table.shape[2:]), _flat_index(idx, rows))
+    flat_idx = _flat_index(idx, rows)
+    if _triton_gathers(table.device):
+        from rep_theory.training.gather_triton import gather_rows
+
+        flat = gather_rows(table.reshape(s * rows, -1), flat_idx)
+    else:
+        flat = _GatherRows.apply(table.reshape(s * rows, *table.shape[2:]), flat_idx)
     return flat.reshape(s, idx.shape[1], *table.shape[2:])
 
 
@@ -289,7 +317,7 @@ class BatchedOneLayerMLP(BatchedModel):
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         Lx, Ly = self.element_tables()
-        hidden = _PairHidden.apply(Lx, Ly, a, b)  # [seed, batch, hidden] = relu(Lx[a] + Ly[b])
+        hidden = _pair_hidden(Lx, Ly, a, b)  # [seed, batch, hidden] = relu(Lx[a] + Ly[b])
         if self.router is not None:
             return self.router(hidden, self.W_U, a, b)
         return batch_linear(hidden, self.W_U)
@@ -336,7 +364,7 @@ class BatchedWuMLP(BatchedModel):
         return cls(models[0].n, models[0].hidden_dim, seeds=seeds, _singles=models)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return batch_linear(_PairHidden.apply(self.W_l, self.W_r, a, b), self.W_U)
+        return batch_linear(_pair_hidden(self.W_l, self.W_r, a, b), self.W_U)
 
 
 class BatchedTransformer(BatchedModel):

@@ -22,7 +22,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["HAVE_TRITON", "triton_sum_cross_entropy64", "triton_ready"]
+__all__ = ["HAVE_TRITON", "triton_sum_cross_entropy64", "triton_ready", "default_warps"]
 
 try:  # Triton ships with CUDA builds of torch; the CPU build has none
     import triton
@@ -69,6 +69,16 @@ def _block(n_cols: int) -> int:
     return max(16, 1 << (int(n_cols) - 1).bit_length())
 
 
+def default_warps(n_cols: int) -> int:
+    """Warps per row's program when none is asked for: one per 1024 columns (one warp up to S6's 720).
+
+    Measured on an H200 at the S6 step's shape (``benchmarks/bench_loss.py``, 518,400 rows of 720): the
+    forward took 1.15 ms with one warp against 1.45 ms with Triton's default of 4 (whose block-wide
+    float64 reductions go through shared memory; one warp's are shuffles), the backward 1.22 ms either way.
+    More columns keep 32 float64 values per thread at most."""
+    return max(1, min(32, _block(n_cols) // 1024))
+
+
 class _TritonSumCrossEntropy64(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits: torch.Tensor, labels: torch.Tensor, scale: float, launch: dict) -> torch.Tensor:
@@ -105,7 +115,7 @@ def triton_sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale
     ``logits [..., n]`` (float32 or float64, contiguous rows), ``labels [...]`` (int64), on a device
     Triton runs on (CUDA, or the CPU under ``TRITON_INTERPRET=1``).  ``num_warps``: warps per row's
     program (a power of two, 1 to 32); None takes ``REP_THEORY_TRITON_WARPS`` when set (so a whole
-    training run, self-check included, can try a count), else Triton's default (4).  A
+    training run, self-check included, can try a count), else :func:`default_warps`.  A
     different count may change the order of each row's sums, so bit-for-bit equality with the default
     is not promised (``benchmarks/bench_loss.py`` measures both speed and equality).
     """
@@ -122,6 +132,8 @@ def triton_sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale
         if num_warps not in (1, 2, 4, 8, 16, 32):
             raise ValueError(f"num_warps must be a power of two from 1 to 32, got {num_warps!r}")
         launch["num_warps"] = int(num_warps)
+    else:
+        launch["num_warps"] = default_warps(logits.shape[-1])
     return _TritonSumCrossEntropy64.apply(logits, labels, scale, launch)
 
 
@@ -142,18 +154,20 @@ def triton_ready(device: torch.device, reference) -> bool:
     if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
         return False
     try:
-        gen = torch.Generator(device="cpu").manual_seed(0)
-        logits = (torch.randn(3, 37, 120, generator=gen) * 30).to(device).requires_grad_()
-        labels = torch.randint(0, 120, (3, 37), generator=gen).to(device)
-        got = triton_sum_cross_entropy64(logits, labels, 0.25)
-        (g_got,) = torch.autograd.grad(got, logits)
-        ref = reference(logits, labels, 0.25)
-        (g_ref,) = torch.autograd.grad(ref, logits)
-        ok = bool(torch.isclose(got, ref, rtol=1e-12, atol=0.0)) and bool(torch.allclose(g_got, g_ref, rtol=1e-6,
-                                                                                           atol=1e-9))
-        if not ok:
-            logger.warning("the Triton float64 cross-entropy disagrees with the reference on %s (loss %r vs %r); "
-                           "using the PyTorch path", device, float(got), float(ref))
+        # autograd on, whatever the caller's mode (the first call may come from an evaluation under no_grad)
+        with torch.inference_mode(False), torch.enable_grad():
+            gen = torch.Generator(device="cpu").manual_seed(0)
+            logits = (torch.randn(3, 37, 120, generator=gen) * 30).to(device).requires_grad_()
+            labels = torch.randint(0, 120, (3, 37), generator=gen).to(device)
+            got = triton_sum_cross_entropy64(logits, labels, 0.25)
+            (g_got,) = torch.autograd.grad(got, logits)
+            ref = reference(logits, labels, 0.25)
+            (g_ref,) = torch.autograd.grad(ref, logits)
+            ok = bool(torch.isclose(got, ref, rtol=1e-12, atol=0.0)) and bool(torch.allclose(g_got, g_ref, rtol=1e-6,
+                                                                                               atol=1e-9))
+            if not ok:
+                logger.warning("the Triton float64 cross-entropy disagrees with the reference on %s (loss %r vs %r); "
+                               "using the PyTorch path", device, float(got), float(ref))
     except Exception as err:  # any failure to compile or run: fall back, once, loudly
         logger.warning("the Triton float64 cross-entropy failed its self-check on %s (%s); using the PyTorch path",
                        device, err)

@@ -1,0 +1,116 @@
+"""The Triton row gathers (rep_theory.training.gather_triton) against the PyTorch path, bit for bit.
+
+On the CPU the kernels run through Triton's interpreter (``TRITON_INTERPRET=1``, set before the kernels
+are defined, hence a subprocess), where the PyTorch path is ``index_select`` and the sequential
+``index_add_``; on CUDA ``tests/test_gpu.py`` compares them with ``index_put_(accumulate=True)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+triton = pytest.importorskip("triton", reason="Triton is in the test extra; CUDA builds of torch ship it")
+
+SCRIPT = r"""
+import json, torch
+from rep_theory.training import batched
+from rep_theory.training.gather_triton import pair_hidden, gather_rows, gather_ready
+
+def same(x, y):
+    return bool(torch.equal(x, y))
+
+out = {}
+# (table rows, width, pairs, highest index used): S5-like; an odd width; one row with 3 loads' worth of sources
+for name, rows, width, n, hi in [("s5", 240, 128, 700, 240), ("odd", 9, 13, 61, 7), ("crowded", 6, 20, 150, 2)]:
+    gen = torch.Generator().manual_seed(rows)
+    fx = torch.randn(rows, width, generator=gen, dtype=torch.float64).float().requires_grad_()
+    fy = torch.randn(rows, width, generator=gen).requires_grad_()
+    ia = torch.randint(0, hi, (n,), generator=gen)
+    ib = torch.randint(0, hi, (n,), generator=gen)
+    with torch.no_grad():                      # some pre-activations exactly 0: the ReLU's edge
+        fy[ib[:5]] = -fx[ia[:5]]
+    w = torch.randn(n, width, generator=gen)
+    res = {}
+    for label, fn in (("triton", pair_hidden), ("torch", batched._PairHidden.apply)):
+        h = fn(fx, fy, ia, ib)
+        res[label] = (h, *torch.autograd.grad((h * w).sum(), (fx, fy)))
+    zero_rows = sorted(set(range(rows)) - set(ia.tolist()))
+    out[name] = {"pair_equal": [same(x, y) for x, y in zip(res["triton"], res["torch"])],
+                 "relu_zeros": int((res["torch"][0] == 0).sum()),
+                 "absent_rows_zero": bool((res["triton"][1][zero_rows] == 0).all()) if zero_rows else None,
+                 "max_sources": int(torch.bincount(ia).max())}
+    table = torch.randn(rows, width, generator=gen).requires_grad_()
+    wt = torch.randn(n, width, generator=gen)
+    got = [gather_rows(table, ia)]
+    got.append(*torch.autograd.grad((got[0] * wt).sum(), table))
+    ref = [batched._GatherRows.apply(table, ia)]
+    ref.append(*torch.autograd.grad((ref[0] * wt).sum(), table))
+    out[name]["gather_equal"] = [same(x, y) for x, y in zip(got, ref)]
+
+# a whole training step of the seed-batched MLP and the transformer through the kernels, against the PyTorch path
+from rep_theory.training.batched import make_batched_model
+steps = {}
+for model in ("OneLayerMLP", "Transformer", "WuMLP"):
+    gen = torch.Generator().manual_seed(3)
+    a = torch.randint(0, 12, (2, 40), generator=gen)
+    b = torch.randint(0, 12, (2, 40), generator=gen)
+    y = torch.randint(0, 12, (2, 40), generator=gen)
+    grads = {}
+    for label, use in (("triton", True), ("torch", False)):
+        batched._triton_gathers = (lambda device, use=use: use)
+        m = make_batched_model(model, 12, seeds=[0, 1], embed_dim=16, hidden_dim=8)
+        loss = torch.nn.functional.cross_entropy(m(a, b).reshape(-1, 12), y.reshape(-1))
+        grads[label] = [loss.detach()] + list(torch.autograd.grad(loss, [p for p in m.parameters() if p.requires_grad]))
+    steps[model] = all(same(x, y) for x, y in zip(grads["triton"], grads["torch"]))
+out["steps"] = steps
+out["ready"] = gather_ready(torch.device("cpu"), batched._PairHidden.apply, batched._GatherRows.apply)
+from rep_theory.training import gather_triton
+for mode, ctx in (("no_grad", torch.no_grad), ("inference_mode", torch.inference_mode)):
+    gather_triton._READY.clear()              # the first call may come from an evaluation without autograd
+    with ctx():
+        out["ready_" + mode] = gather_ready(torch.device("cpu"), batched._PairHidden.apply, batched._GatherRows.apply)
+print(json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def interpreted():
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    res = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_pair_hidden_and_its_gradients_equal_the_pytorch_path_bit_for_bit(interpreted):
+    for name in ("s5", "odd", "crowded"):
+        r = interpreted[name]
+        assert r["pair_equal"] == [True, True, True], name      # hidden, d flat_x, d flat_y
+        assert r["relu_zeros"] > 0, name                        # the mask was exercised
+    assert interpreted["crowded"]["max_sources"] > 2 * 16       # a table row took several loads of sources
+    assert interpreted["s5"]["absent_rows_zero"] is True        # rows no pair uses get a zero gradient
+
+
+def test_gather_rows_and_its_gradient_equal_the_pytorch_path_bit_for_bit(interpreted):
+    for name in ("s5", "odd", "crowded"):
+        assert interpreted[name]["gather_equal"] == [True, True], name
+
+
+def test_training_steps_through_the_kernels_give_the_same_bits(interpreted):
+    assert interpreted["steps"] == {"OneLayerMLP": True, "Transformer": True, "WuMLP": True}
+
+
+def test_self_check_passes_and_can_be_turned_off(interpreted, monkeypatch):
+    assert interpreted["ready"] is True
+    assert interpreted["ready_no_grad"] is True and interpreted["ready_inference_mode"] is True
+    import torch
+    from rep_theory.training import batched, gather_triton
+
+    monkeypatch.setenv("REP_THEORY_TRITON", "0")
+    monkeypatch.setattr(gather_triton, "_READY", {})
+    assert gather_triton.gather_ready(torch.device("cpu"), batched._PairHidden.apply, batched._GatherRows.apply) is False
+    assert batched._triton_gathers(torch.device("cpu")) is False     # the CPU keeps the PyTorch path
