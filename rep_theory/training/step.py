@@ -108,7 +108,14 @@ def capture_step(eager_step, optimizer: torch.optim.Optimizer, params: list[torc
                         else:
                             value.zero_()  # a fresh AdamW: step 0, zero moments
         torch.cuda.synchronize()
-    return graph.replay
+    def replay() -> None:
+        graph.replay()
+
+    # The graph holds raw addresses of the weights, gradients, optimizer state and data, not references:
+    # the replay keeps them alive (through the eager step's closure) for as long as it exists, so a caller
+    # that keeps only the step cannot free them under the graph (their memory reused by later tensors).
+    replay.keepalive = (eager_step, optimizer, tuple(params))
+    return replay
 
 
 def make_train_step(model: BatchedModel, optimizer: torch.optim.Optimizer, params: Sequence[torch.Tensor],
