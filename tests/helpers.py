@@ -54,3 +54,14 @@ def run_grid_locally(batch: Path, grid: dict, runs: Sequence[str], stages: Seque
         torch.set_num_threads(threads)
     assert report.failed == {} and sorted(report.evaluated) == list(runs)
     return grid_results(batch, runs)
+
+
+def run_interpreted(script: str) -> dict:
+    """Run ``script`` (Python that prints one JSON line last) in a fresh process under Triton's interpreter
+    (``TRITON_INTERPRET=1`` must be set before any kernel is defined, hence the subprocess); its JSON."""
+    import sys
+
+    env = dict(os.environ, TRITON_INTERPRET="1")
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])

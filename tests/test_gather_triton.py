@@ -7,12 +7,8 @@ are defined, hence a subprocess), where the PyTorch path is ``index_select`` and
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
+from helpers import run_interpreted
 
 triton = pytest.importorskip("triton", reason="Triton is in the test extra; CUDA builds of torch ship it")
 
@@ -69,9 +65,9 @@ for model in ("OneLayerMLP", "Transformer", "WuMLP"):
     steps[model] = all(same(x, y) for x, y in zip(grads["triton"], grads["torch"]))
 out["steps"] = steps
 out["ready"] = gather_ready(torch.device("cpu"), batched._PairHidden.apply, batched._GatherRows.apply)
-from rep_theory.training import gather_triton
+from rep_theory.training import triton_check
 for mode, ctx in (("no_grad", torch.no_grad), ("inference_mode", torch.inference_mode)):
-    gather_triton._READY.clear()              # the first call may come from an evaluation without autograd
+    triton_check._READY.clear()               # the first call may come from an evaluation without autograd
     with ctx():
         out["ready_" + mode] = gather_ready(torch.device("cpu"), batched._PairHidden.apply, batched._GatherRows.apply)
 print(json.dumps(out))
@@ -80,10 +76,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def interpreted():
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    res = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_interpreted(SCRIPT)
 
 
 def test_pair_hidden_and_its_gradients_equal_the_pytorch_path_bit_for_bit(interpreted):
@@ -108,9 +101,9 @@ def test_self_check_passes_and_can_be_turned_off(interpreted, monkeypatch):
     assert interpreted["ready"] is True
     assert interpreted["ready_no_grad"] is True and interpreted["ready_inference_mode"] is True
     import torch
-    from rep_theory.training import batched, gather_triton
+    from rep_theory.training import batched, gather_triton, triton_check
 
     monkeypatch.setenv("REP_THEORY_TRITON", "0")
-    monkeypatch.setattr(gather_triton, "_READY", {})
+    monkeypatch.setattr(triton_check, "_READY", {})
     assert gather_triton.gather_ready(torch.device("cpu"), batched._PairHidden.apply, batched._GatherRows.apply) is False
     assert batched._triton_gathers(torch.device("cpu")) is False     # the CPU keeps the PyTorch path

@@ -7,12 +7,8 @@ Triton ships with CUDA builds of torch and is in the ``test`` extra for the CPU 
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-
 import pytest
+from helpers import run_interpreted
 
 triton = pytest.importorskip("triton", reason="Triton is in the test extra; CUDA builds of torch ship it")
 
@@ -62,8 +58,8 @@ except ValueError as err:
 del os.environ["REP_THEORY_TRITON_WARPS"]
 out["num_warps"]["from_env"] = float(from_env)
 out["ready"] = triton_ready(torch.device("cpu"), reference_sum_cross_entropy64)
-from rep_theory.training import losses_triton
-losses_triton._READY.clear()                  # a first call without autograd still self-checks
+from rep_theory.training import triton_check
+triton_check._READY.clear()                   # a first call without autograd still self-checks
 with torch.inference_mode():
     out["ready_inference_mode"] = triton_ready(torch.device("cpu"), reference_sum_cross_entropy64)
 print(json.dumps(out))
@@ -72,10 +68,7 @@ print(json.dumps(out))
 
 @pytest.fixture(scope="module")
 def interpreted():
-    env = dict(os.environ, TRITON_INTERPRET="1")
-    res = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, timeout=600)
-    assert res.returncode == 0, res.stderr[-3000:]
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return run_interpreted(SCRIPT)
 
 
 def test_loss_matches_the_reference_to_float64_accuracy(interpreted):

@@ -23,12 +23,9 @@ against ``index_select`` / ``index_add_`` bit for bit, and on CUDA in ``tests/te
 
 from __future__ import annotations
 
-import logging
-import os
-
 import torch
 
-logger = logging.getLogger(__name__)
+from rep_theory.training.triton_check import self_checked
 
 __all__ = ["HAVE_TRITON", "pair_hidden", "gather_rows", "gather_ready"]
 
@@ -164,49 +161,30 @@ def gather_rows(flat_table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return _TritonGatherRows.apply(flat_table, idx)
 
 
-_READY: dict = {}
-
-
 def gather_ready(device: torch.device, reference_pair, reference_gather) -> bool:
-    """Whether the kernels may be used on ``device``: Triton installed, not turned off by
-    ``REP_THEORY_TRITON=0``, and (once per device) a self-check passed: on random tables with repeated
-    and absent rows, :func:`pair_hidden` and :func:`gather_rows` equal ``reference_pair(flat_x, flat_y, ia,
-    ib)`` and ``reference_gather(flat_table, idx)`` (the PyTorch paths, same signatures) bit for bit, and
-    their gradients to float32 rounding.
-    A failure logs one warning and returns False for good.  Never self-checks while a CUDA graph is
-    being captured (returns False until checked)."""
-    if not HAVE_TRITON or os.environ.get("REP_THEORY_TRITON", "1") == "0":
-        return False
-    key = str(device)
-    if key in _READY:
-        return _READY[key]
-    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-        return False
-    try:
-        # autograd on, whatever the caller's mode (the first call may come from an evaluation under no_grad)
-        with torch.inference_mode(False), torch.enable_grad():
-            gen = torch.Generator(device="cpu").manual_seed(0)
-            Lx, Ly = (torch.randn(33, 40, generator=gen).to(device).requires_grad_() for _ in range(2))
-            a, b = (torch.randint(0, 30, (171,), generator=gen).to(device) for _ in range(2))  # rows 30-32 unused
-            w = torch.randn(171, 40, generator=gen).to(device)
-            table = torch.randn(33, 10, generator=gen).to(device).requires_grad_()
-            wt = torch.randn(171, 10, generator=gen).to(device)
-            results = []
-            for pair, gather in ((pair_hidden, gather_rows), (reference_pair, reference_gather)):
-                h = pair(Lx, Ly, a, b)
-                t = gather(table, a)
-                grads = torch.autograd.grad((h * w).sum() + (t * wt).sum(), (Lx, Ly, table))
-                results.append((h, t, *grads))
-            # the gathers are copies (equal bits); the sums may be ordered otherwise by the reference's own
-            # kernels, so gradients are compared to float32 rounding (tests/test_gpu.py reports the bits)
-            ok = all(torch.equal(x, y) for x, y in zip(results[0][:2], results[1][:2])) and all(
-                torch.allclose(x, y, rtol=1e-5, atol=1e-6) for x, y in zip(results[0][2:], results[1][2:]))
-            if not ok:
-                logger.warning("the Triton row gathers disagree with the PyTorch path on %s (largest difference %.3g); "
-                               "using the PyTorch path", device,
-                               max(float((x - y).abs().max()) for x, y in zip(*results)))
-    except Exception as err:  # any failure to compile or run: fall back, once, loudly
-        logger.warning("the Triton row gathers failed their self-check on %s (%s); using the PyTorch path", device, err)
-        ok = False
-    _READY[key] = ok
-    return ok
+    """Whether the kernels may be used on ``device`` (:func:`rep_theory.training.triton_check.self_checked`):
+    Triton installed, not turned off by ``REP_THEORY_TRITON=0``, and a self-check passed once on the
+    device: on random tables with repeated and unused rows, :func:`pair_hidden` and :func:`gather_rows`
+    equal ``reference_pair(flat_x, flat_y, ia, ib)`` and ``reference_gather(flat_table, idx)`` (the PyTorch
+    paths, same signatures) bit for bit, and their gradients to float32 rounding."""
+    def check() -> str | None:
+        gen = torch.Generator(device="cpu").manual_seed(0)
+        Lx, Ly = (torch.randn(33, 40, generator=gen).to(device).requires_grad_() for _ in range(2))
+        a, b = (torch.randint(0, 30, (171,), generator=gen).to(device) for _ in range(2))  # rows 30-32 unused
+        w = torch.randn(171, 40, generator=gen).to(device)
+        table = torch.randn(33, 10, generator=gen).to(device).requires_grad_()
+        wt = torch.randn(171, 10, generator=gen).to(device)
+        results = []
+        for pair, gather in ((pair_hidden, gather_rows), (reference_pair, reference_gather)):
+            h = pair(Lx, Ly, a, b)
+            t = gather(table, a)
+            grads = torch.autograd.grad((h * w).sum() + (t * wt).sum(), (Lx, Ly, table))
+            results.append((h, t, *grads))
+        # the gathers are copies (equal bits); the sums may be ordered otherwise by the reference's own
+        # kernels, so gradients are compared to float32 rounding (tests/test_gpu.py reports the bits)
+        if all(torch.equal(x, y) for x, y in zip(results[0][:2], results[1][:2])) and all(
+                torch.allclose(x, y, rtol=1e-5, atol=1e-6) for x, y in zip(results[0][2:], results[1][2:])):
+            return None
+        return f"largest difference {max(float((x - y).abs().max()) for x, y in zip(*results)):.3g}"
+
+    return HAVE_TRITON and self_checked("row gathers", device, check)

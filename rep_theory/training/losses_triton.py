@@ -15,12 +15,11 @@ and, where a GPU is present, against the reference on CUDA (``tests/test_gpu.py`
 
 from __future__ import annotations
 
-import logging
 import os
 
 import torch
 
-logger = logging.getLogger(__name__)
+from rep_theory.training.triton_check import self_checked
 
 __all__ = ["HAVE_TRITON", "triton_sum_cross_entropy64", "triton_ready", "default_warps"]
 
@@ -137,40 +136,22 @@ def triton_sum_cross_entropy64(logits: torch.Tensor, labels: torch.Tensor, scale
     return _TritonSumCrossEntropy64.apply(logits, labels, scale, launch)
 
 
-_READY: dict = {}
-
-
 def triton_ready(device: torch.device, reference) -> bool:
-    """Whether the kernels may be used on ``device``: Triton installed, not turned off by
-    ``REP_THEORY_TRITON=0``, and (once per device) a self-check against ``reference`` (the PyTorch
-    path, ``reference(logits, labels, scale)``) passed
-    (loss to 1e-12 relative, gradient to 1e-6).  A failure logs one warning and returns False for good.
-    Never self-checks while a CUDA graph is being captured (returns False until checked)."""
-    if not HAVE_TRITON or os.environ.get("REP_THEORY_TRITON", "1") == "0":
-        return False
-    key = str(device)
-    if key in _READY:
-        return _READY[key]
-    if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
-        return False
-    try:
-        # autograd on, whatever the caller's mode (the first call may come from an evaluation under no_grad)
-        with torch.inference_mode(False), torch.enable_grad():
-            gen = torch.Generator(device="cpu").manual_seed(0)
-            logits = (torch.randn(3, 37, 120, generator=gen) * 30).to(device).requires_grad_()
-            labels = torch.randint(0, 120, (3, 37), generator=gen).to(device)
-            got = triton_sum_cross_entropy64(logits, labels, 0.25)
-            (g_got,) = torch.autograd.grad(got, logits)
-            ref = reference(logits, labels, 0.25)
-            (g_ref,) = torch.autograd.grad(ref, logits)
-            ok = bool(torch.isclose(got, ref, rtol=1e-12, atol=0.0)) and bool(torch.allclose(g_got, g_ref, rtol=1e-6,
-                                                                                               atol=1e-9))
-            if not ok:
-                logger.warning("the Triton float64 cross-entropy disagrees with the reference on %s (loss %r vs %r); "
-                               "using the PyTorch path", device, float(got), float(ref))
-    except Exception as err:  # any failure to compile or run: fall back, once, loudly
-        logger.warning("the Triton float64 cross-entropy failed its self-check on %s (%s); using the PyTorch path",
-                       device, err)
-        ok = False
-    _READY[key] = ok
-    return ok
+    """Whether the kernels may be used on ``device`` (:func:`rep_theory.training.triton_check.self_checked`):
+    Triton installed, not turned off by ``REP_THEORY_TRITON=0``, and a self-check against ``reference``
+    (the PyTorch path, ``reference(logits, labels, scale)``) passed once on the device: loss to 1e-12
+    relative, gradient to 1e-6."""
+    def check() -> str | None:
+        gen = torch.Generator(device="cpu").manual_seed(0)
+        logits = (torch.randn(3, 37, 120, generator=gen) * 30).to(device).requires_grad_()
+        labels = torch.randint(0, 120, (3, 37), generator=gen).to(device)
+        got = triton_sum_cross_entropy64(logits, labels, 0.25)
+        (g_got,) = torch.autograd.grad(got, logits)
+        ref = reference(logits, labels, 0.25)
+        (g_ref,) = torch.autograd.grad(ref, logits)
+        if bool(torch.isclose(got, ref, rtol=1e-12, atol=0.0)) and bool(torch.allclose(g_got, g_ref, rtol=1e-6,
+                                                                                         atol=1e-9)):
+            return None
+        return f"loss {float(got)!r} vs {float(ref)!r}"
+
+    return HAVE_TRITON and self_checked("float64 cross-entropy", device, check)
