@@ -82,14 +82,14 @@ def main(argv=None) -> None:
     from rep_theory.training.losses import reference_sum_cross_entropy64
     from rep_theory.training.losses_triton import triton_ready
 
-    gathers = batched_module._triton_gathers(device)
+    gathers = batched_module._triton_gathers(device, torch.empty(0, 128, device=device))  # the MLP's tables
     loss_kernels = device.type == "cuda" and triton_ready(device, reference_sum_cross_entropy64)
     print(f"Triton kernels: float64 loss {'on' if loss_kernels else 'off'}, "
           f"row gathers {'on' if gathers else 'off'}")
     if args.compare_gathers:
         triton_gathers = batched_module._triton_gathers
         try:
-            batched_module._triton_gathers = lambda _device: False
+            batched_module._triton_gathers = lambda _device, _table: False
             per = _time_steps(cfgs, device, args.steps, graphs=True)
             print(f"trainer's settings, PyTorch row gathers: {per * 1e3:8.2f} ms/step = {args.seeds / per:9.1f} "
                   f"seed-steps/s", flush=True)

@@ -58,12 +58,18 @@ for model in ("OneLayerMLP", "Transformer", "WuMLP"):
     y = torch.randint(0, 12, (2, 40), generator=gen)
     grads = {}
     for label, use in (("triton", True), ("torch", False)):
-        batched._triton_gathers = (lambda device, use=use: use)
+        batched._triton_gathers = (lambda device, table, use=use: use)
         m = make_batched_model(model, 12, seeds=[0, 1], embed_dim=16, hidden_dim=8)
         loss = torch.nn.functional.cross_entropy(m(a, b).reshape(-1, 12), y.reshape(-1))
         grads[label] = [loss.detach()] + list(torch.autograd.grad(loss, [p for p in m.parameters() if p.requires_grad]))
     steps[model] = all(same(x, y) for x, y in zip(grads["triton"], grads["torch"]))
 out["steps"] = steps
+# a strided index vector (a column of a [n, 2] tensor): the kernels read indices contiguously
+gen = torch.Generator().manual_seed(5)
+fx, fy = torch.randn(9, 6, generator=gen), torch.randn(9, 6, generator=gen)
+both = torch.randint(0, 9, (40, 2), generator=gen)
+out["strided_equal"] = same(pair_hidden(fx, fy, both[:, 0], both[:, 1]),
+                            batched._PairHidden.apply(fx, fy, both[:, 0].contiguous(), both[:, 1].contiguous()))
 out["ready"] = gather_ready(torch.device("cpu"), batched._PairHidden.apply, batched._GatherRows.apply)
 from rep_theory.training import triton_check
 for mode, ctx in (("no_grad", torch.no_grad), ("inference_mode", torch.inference_mode)):
@@ -88,6 +94,10 @@ def test_pair_hidden_and_its_gradients_equal_the_pytorch_path_bit_for_bit(interp
     assert interpreted["s5"]["absent_rows_zero"] is True        # rows no pair uses get a zero gradient
 
 
+def test_strided_indices_are_read_as_their_values(interpreted):
+    assert interpreted["strided_equal"] is True
+
+
 def test_gather_rows_and_its_gradient_equal_the_pytorch_path_bit_for_bit(interpreted):
     for name in ("s5", "odd", "crowded"):
         assert interpreted[name]["gather_equal"] == [True, True], name
@@ -106,4 +116,21 @@ def test_self_check_passes_and_can_be_turned_off(interpreted, monkeypatch):
     monkeypatch.setenv("REP_THEORY_TRITON", "0")
     monkeypatch.setattr(triton_check, "_READY", {})
     assert gather_triton.gather_ready(torch.device("cpu"), batched._PairHidden.apply, batched._GatherRows.apply) is False
-    assert batched._triton_gathers(torch.device("cpu")) is False     # the CPU keeps the PyTorch path
+
+
+def test_inputs_are_checked_before_any_kernel_runs():
+    import torch
+    from rep_theory.training import gather_triton
+
+    x, y = torch.zeros(5, 4), torch.zeros(5, 3)
+    i = torch.zeros(7, dtype=torch.int64)
+    with pytest.raises(ValueError, match="one width"):
+        gather_triton.pair_hidden(x, y, i, i)
+    with pytest.raises(ValueError, match="one length"):
+        gather_triton.pair_hidden(x, x, i, i[:3])
+    with pytest.raises(ValueError, match="integer"):
+        gather_triton.gather_rows(x, i.float())
+    # widths and dtypes the kernels take: float32/64, 2 to MAX_WIDTH columns; batched falls back otherwise
+    assert [gather_triton.supports(torch.zeros(3, w)) for w in (1, 2, 128, gather_triton.MAX_WIDTH,
+                                                               gather_triton.MAX_WIDTH + 1)] == [False, True, True, True, False]
+    assert not gather_triton.supports(torch.zeros(3, 8, dtype=torch.float16))

@@ -202,16 +202,16 @@ def test_evaluate_run_on_cuda_equals_cpu(tmp_path):
 def test_triton_row_gathers_on_cuda_match_the_pytorch_path():
     """The Triton pair gather and its ordered scatter (``gather_triton``) on an S6-sized MLP layer (4 seeds,
     720 elements, 129,600 pairs, 128 neurons): they pass their self-check (else training silently uses the
-    PyTorch path), the hidden layer has the PyTorch path's bits, the gradients agree to float32 rounding
-    of sums of ~180 rows, and a second call gives the same bits (a fixed order)."""
+    PyTorch path), the hidden layer and both gradients have the PyTorch path's bits (sums of ~180 rows in
+    the same order), and a second call gives the same bits."""
     pytest.importorskip("triton")
     from rep_theory.training import batched
     from rep_theory.training.gather_triton import pair_hidden
 
     dev = torch.device("cuda")
-    assert batched._triton_gathers(dev)
     gen = torch.Generator().manual_seed(0)
     fx, fy = (torch.randn(4 * 720, 128, generator=gen).cuda().requires_grad_() for _ in range(2))
+    assert batched._triton_gathers(dev, fx)
     ia, ib = (torch.randint(0, 4 * 720, (4 * 129600,), generator=gen).cuda() for _ in range(2))
     w = torch.randn(4 * 129600, 128, generator=gen).cuda()
     runs = []
@@ -221,5 +221,6 @@ def test_triton_row_gathers_on_cuda_match_the_pytorch_path():
     (h1, gx1, gy1), (h2, gx2, gy2), (h_ref, gx_ref, gy_ref) = runs
     assert torch.equal(h1, h_ref)
     assert torch.equal(gx1, gx2) and torch.equal(gy1, gy2)
-    for got, ref in ((gx1, gx_ref), (gy1, gy_ref)):
-        assert float((got - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+    # index_put_(accumulate=True) sums each index's rows in their stable-sorted order, as the kernel does:
+    # equal bits (measured on an H200 with torch 2.11); a torch whose scatter orders otherwise fails here
+    assert torch.equal(gx1, gx_ref) and torch.equal(gy1, gy_ref)

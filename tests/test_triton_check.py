@@ -49,3 +49,10 @@ def test_the_environment_turns_every_family_off(monkeypatch):
     ran = []
     assert triton_check.self_checked("kernels A", torch.device("cpu"), lambda: ran.append(1)) is False
     assert ran == [] and triton_check.triton_enabled() is False
+
+
+def test_no_check_runs_while_a_cuda_graph_is_captured(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+    ran = []
+    assert triton_check.self_checked("kernels A", torch.device("cuda"), lambda: ran.append(1)) is False
+    assert ran == [] and triton_check._READY == {}           # not remembered: it runs after the capture

@@ -94,13 +94,14 @@ class _PairHidden(torch.autograd.Function):
         return out[0], out[1], None, None
 
 
-def _triton_gathers(device: torch.device) -> bool:
-    """Whether the row gathers run as Triton kernels on ``device`` (CUDA, Triton installed, self-check passed)."""
+def _triton_gathers(device: torch.device, table: torch.Tensor) -> bool:
+    """Whether the row gathers of ``table [table_rows, width]`` run as Triton kernels on ``device``: CUDA,
+    Triton installed, self-check passed, and a dtype and width the kernels take (``gather_triton.supports``)."""
     if device.type != "cuda":
         return False
-    from rep_theory.training.gather_triton import gather_ready
+    from rep_theory.training.gather_triton import gather_ready, supports
 
-    return gather_ready(device, _PairHidden.apply, _GatherRows.apply)
+    return supports(table) and gather_ready(device, _PairHidden.apply, _GatherRows.apply)
 
 
 def _pair_hidden(Lx: torch.Tensor, Ly: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -109,7 +110,7 @@ def _pair_hidden(Lx: torch.Tensor, Ly: torch.Tensor, a: torch.Tensor, b: torch.T
     s, rows, width = Lx.shape
     flat_x, flat_y = Lx.reshape(s * rows, width), Ly.reshape(s * rows, width)
     ia, ib = _flat_index(a, rows), _flat_index(b, rows)
-    if _triton_gathers(Lx.device):
+    if _triton_gathers(Lx.device, flat_x):
         from rep_theory.training.gather_triton import pair_hidden
 
         hidden = pair_hidden(flat_x, flat_y, ia, ib)
@@ -187,10 +188,11 @@ def _gather_rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``table [seed, rows, *rest]``, ``idx [seed, batch]`` -> ``[seed, batch, *rest]`` (``table[s, idx[s]]``)."""
     s, rows = table.shape[:2]
     flat_idx = _flat_index(idx, rows)
-    if _triton_gathers(table.device):
+    flat_2d = table.reshape(s * rows, math.prod(table.shape[2:]))
+    if _triton_gathers(table.device, flat_2d):
         from rep_theory.training.gather_triton import gather_rows
 
-        flat = gather_rows(table.reshape(s * rows, -1), flat_idx)
+        flat = gather_rows(flat_2d, flat_idx)
     else:
         flat = _GatherRows.apply(table.reshape(s * rows, *table.shape[2:]), flat_idx)
     return flat.reshape(s, idx.shape[1], *table.shape[2:])

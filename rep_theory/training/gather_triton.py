@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import torch
 
-from rep_theory.training.triton_check import self_checked
+from rep_theory.training.triton_check import on_device, self_checked
 
-__all__ = ["HAVE_TRITON", "pair_hidden", "gather_rows", "gather_ready"]
+__all__ = ["HAVE_TRITON", "pair_hidden", "gather_rows", "gather_ready", "supports", "MAX_WIDTH"]
 
 try:  # Triton ships with CUDA builds of torch; the CPU build has none
     import triton
@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover - depends on the installation
     HAVE_TRITON = False
 
 _ROWS_PER_PROGRAM = 32   # forward: pairs per program
+MAX_WIDTH = 1024         # widest table row the kernels take (the scatter holds 16 rows of it in one warp)
 _SOURCES_PER_LOAD = 16   # scatter: gradient rows loaded at once (then added one by one, in order)
 
 
@@ -97,9 +98,10 @@ def _scatter(grad: torch.Tensor, idx: torch.Tensor, n_table_rows: int, hidden: t
     keys = idx.to(torch.int32) if n_table_rows < 2 ** 31 else idx
     sorted_keys, order = torch.sort(keys, stable=True)
     starts = torch.searchsorted(sorted_keys, torch.arange(n_table_rows + 1, device=idx.device, dtype=keys.dtype))
-    _scatter_kernel[(n_table_rows,)](grad, hidden if hidden is not None else grad, order, starts, out, grad.shape[1],
-                                     MASKED=hidden is not None, BLOCK_J=_SOURCES_PER_LOAD,
-                                     BLOCK_W=_block(grad.shape[1]), num_warps=1)
+    with on_device(grad.device):
+        _scatter_kernel[(n_table_rows,)](grad, hidden if hidden is not None else grad, order, starts, out,
+                                         grad.shape[1], MASKED=hidden is not None, BLOCK_J=_SOURCES_PER_LOAD,
+                                         BLOCK_W=_block(grad.shape[1]), num_warps=1)
     return out
 
 
@@ -110,8 +112,9 @@ class _TritonPairHidden(torch.autograd.Function):
         hidden = torch.empty((ia.numel(), flat_x.shape[1]), dtype=flat_x.dtype, device=flat_x.device)
         if ia.numel() and flat_x.shape[1]:
             grid = (triton.cdiv(ia.numel(), _ROWS_PER_PROGRAM),)
-            _gather_kernel[grid](flat_x, flat_y, ia, ib, hidden, ia.numel(), flat_x.shape[1], PAIR=True,
-                                 BLOCK_R=_ROWS_PER_PROGRAM, BLOCK_W=_block(flat_x.shape[1]))
+            with on_device(flat_x.device):
+                _gather_kernel[grid](flat_x, flat_y, ia, ib, hidden, ia.numel(), flat_x.shape[1], PAIR=True,
+                                     BLOCK_R=_ROWS_PER_PROGRAM, BLOCK_W=_block(flat_x.shape[1]))
         ctx.save_for_backward(hidden, ia, ib)
         ctx.table_rows = flat_x.shape[0]
         return hidden
@@ -130,8 +133,9 @@ class _TritonGatherRows(torch.autograd.Function):
         out = torch.empty((idx.numel(), flat_table.shape[1]), dtype=flat_table.dtype, device=flat_table.device)
         if idx.numel() and flat_table.shape[1]:
             grid = (triton.cdiv(idx.numel(), _ROWS_PER_PROGRAM),)
-            _gather_kernel[grid](flat_table, flat_table, idx, idx, out, idx.numel(), flat_table.shape[1], PAIR=False,
-                                 BLOCK_R=_ROWS_PER_PROGRAM, BLOCK_W=_block(flat_table.shape[1]))
+            with on_device(flat_table.device):
+                _gather_kernel[grid](flat_table, flat_table, idx, idx, out, idx.numel(), flat_table.shape[1],
+                                     PAIR=False, BLOCK_R=_ROWS_PER_PROGRAM, BLOCK_W=_block(flat_table.shape[1]))
         ctx.save_for_backward(idx)
         ctx.table_rows = flat_table.shape[0]
         return out
@@ -142,6 +146,31 @@ class _TritonGatherRows(torch.autograd.Function):
         return _scatter(grad.contiguous(), idx, ctx.table_rows, None), None
 
 
+def supports(table: torch.Tensor) -> bool:
+    """Whether the kernels take this table ``[table_rows, width]``: float32 or float64 (the scatter adds in
+    the table's dtype; half precision would not match the PyTorch path's float32 accumulation) and
+    ``2 <= width <= MAX_WIDTH`` (for width 1, CUDA's ``index_put_`` sums long runs of duplicates by warp
+    shuffles, in another order; wider rows would spill the scatter's registers)."""
+    return table.dtype in (torch.float32, torch.float64) and 2 <= table.shape[-1] <= MAX_WIDTH
+
+
+def _check_inputs(tables: tuple[torch.Tensor, ...], indices: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    """Host-side checks (no device synchronisation, so a CUDA graph can capture the call): 2-D tables of
+    one shape prefix, dtype and device, 1-D integer indices of one length on that device; returns the
+    indices contiguous.  Index values are not checked (that would synchronise): they must lie in
+    ``[0, table_rows)``."""
+    first = tables[0]
+    for t in tables:
+        if t.dim() != 2 or t.shape[1] != first.shape[1] or t.dtype != first.dtype or t.device != first.device:
+            raise ValueError(f"tables must be 2-D with one width, dtype and device; got "
+                             f"{[(tuple(x.shape), x.dtype, str(x.device)) for x in tables]}")
+    for i in indices:
+        if i.dim() != 1 or i.numel() != indices[0].numel() or i.dtype.is_floating_point or i.device != first.device:
+            raise ValueError(f"indices must be 1-D integer tensors of one length on {first.device}; got "
+                             f"{[(tuple(x.shape), x.dtype, str(x.device)) for x in indices]}")
+    return tuple(i.contiguous() for i in indices)
+
+
 def pair_hidden(flat_x: torch.Tensor, flat_y: torch.Tensor, ia: torch.Tensor, ib: torch.Tensor) -> torch.Tensor:
     """``relu(flat_x[ia] + flat_y[ib])`` ``[n_rows, width]`` by the Triton kernels.
 
@@ -150,6 +179,7 @@ def pair_hidden(flat_x: torch.Tensor, flat_y: torch.Tensor, ia: torch.Tensor, ib
     (``batched._PairHidden``), forward and backward."""
     if not HAVE_TRITON:
         raise RuntimeError("Triton is not installed; use rep_theory.training.batched._PairHidden")
+    ia, ib = _check_inputs((flat_x, flat_y), (ia, ib))
     return _TritonPairHidden.apply(flat_x, flat_y, ia, ib)
 
 
@@ -158,6 +188,7 @@ def gather_rows(flat_table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     Triton kernels (same bits as ``batched._GatherRows``, forward and backward)."""
     if not HAVE_TRITON:
         raise RuntimeError("Triton is not installed; use rep_theory.training.batched._GatherRows")
+    (idx,) = _check_inputs((flat_table,), (idx,))
     return _TritonGatherRows.apply(flat_table, idx)
 
 

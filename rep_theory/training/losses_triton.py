@@ -19,7 +19,7 @@ import os
 
 import torch
 
-from rep_theory.training.triton_check import self_checked
+from rep_theory.training.triton_check import on_device, self_checked
 
 __all__ = ["HAVE_TRITON", "triton_sum_cross_entropy64", "triton_ready", "default_warps"]
 
@@ -89,7 +89,8 @@ class _TritonSumCrossEntropy64(torch.autograd.Function):
         row_max = torch.empty_like(row_loss)
         row_sum = torch.empty_like(row_loss)
         if rows:
-            _forward_kernel[(rows,)](flat, lab, row_loss, row_max, row_sum, n, BLOCK=_block(n), **launch)
+            with on_device(flat.device):
+                _forward_kernel[(rows,)](flat, lab, row_loss, row_max, row_sum, n, BLOCK=_block(n), **launch)
         ctx.save_for_backward(flat, lab, row_max, row_sum)
         ctx.scale = scale
         ctx.shape = logits.shape
@@ -102,8 +103,9 @@ class _TritonSumCrossEntropy64(torch.autograd.Function):
         weight = (grad_output.to(torch.float64) * ctx.scale).reshape(1).contiguous()   # stays on the device
         grad = torch.empty_like(flat)
         if flat.shape[0]:
-            _backward_kernel[(flat.shape[0],)](flat, lab, row_max, row_sum, weight, grad, flat.shape[1],
-                                               BLOCK=_block(flat.shape[1]), **ctx.launch)
+            with on_device(flat.device):
+                _backward_kernel[(flat.shape[0],)](flat, lab, row_max, row_sum, weight, grad, flat.shape[1],
+                                                   BLOCK=_block(flat.shape[1]), **ctx.launch)
         return grad.reshape(ctx.shape), None, None, None
 
 

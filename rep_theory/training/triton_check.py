@@ -13,6 +13,7 @@ runs with autograd on whatever the caller's mode: the first call may come from a
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -22,7 +23,7 @@ import torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["triton_enabled", "self_checked"]
+__all__ = ["triton_enabled", "self_checked", "on_device"]
 
 _READY: dict[tuple[str, str], bool] = {}
 
@@ -31,6 +32,12 @@ def triton_enabled() -> bool:
     """Triton is importable and ``REP_THEORY_TRITON`` is not ``0``."""
     # Triton ships with CUDA builds of torch; the CPU build has none
     return os.environ.get("REP_THEORY_TRITON", "1") != "0" and importlib.util.find_spec("triton") is not None
+
+
+def on_device(device: torch.device):
+    """Context in which a Triton kernel launches on ``device``: Triton launches on the *current* CUDA
+    device and its stream, not on its tensors' device, so a launch for ``cuda:1`` must make it current."""
+    return torch.cuda.device(device) if device.type == "cuda" else contextlib.nullcontext()
 
 
 def self_checked(family: str, device: torch.device, check: Callable[[], str | None]) -> bool:
@@ -45,7 +52,7 @@ def self_checked(family: str, device: torch.device, check: Callable[[], str | No
     if device.type == "cuda" and torch.cuda.is_current_stream_capturing():
         return False
     try:
-        with torch.inference_mode(False), torch.enable_grad():
+        with torch.inference_mode(False), torch.enable_grad(), on_device(device):
             problem = check()
         if problem is not None:
             logger.warning("the Triton %s disagrees with the PyTorch path on %s (%s); using the PyTorch path",
