@@ -108,6 +108,7 @@ def capture_step(eager_step, optimizer: torch.optim.Optimizer, params: list[torc
                         else:
                             value.zero_()  # a fresh AdamW: step 0, zero moments
         torch.cuda.synchronize()
+
     def replay() -> None:
         graph.replay()
 
