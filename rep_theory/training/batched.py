@@ -188,13 +188,13 @@ def _gather_rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     """``table [seed, rows, *rest]``, ``idx [seed, batch]`` -> ``[seed, batch, *rest]`` (``table[s, idx[s]]``)."""
     s, rows = table.shape[:2]
     flat_idx = _flat_index(idx, rows)
-    flat_2d = table.reshape(s * rows, math.prod(table.shape[2:]))
+    flat_2d = table.reshape(s * rows, math.prod(table.shape[2:]))   # [seed*rows, width]
     if _triton_gathers(table.device, flat_2d):
         from rep_theory.training.gather_triton import gather_rows
 
         flat = gather_rows(flat_2d, flat_idx)
     else:
-        flat = _GatherRows.apply(table.reshape(s * rows, *table.shape[2:]), flat_idx)
+        flat = _GatherRows.apply(flat_2d, flat_idx)
     return flat.reshape(s, idx.shape[1], *table.shape[2:])
 
 

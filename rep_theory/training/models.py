@@ -194,10 +194,20 @@ class GroupModel(HookedRootModule):
         return max(max(p.shape) for p in self.parameters())
 
 
-class OneLayerMLP(GroupModel):
-    """The paper's one-hidden-layer MLP (see the module docstring)."""
+class _PairReadout(GroupModel):
+    """The MLPs' readout: ``logits = hidden @ W_U`` with ``W_U [hidden, n]``, shared by the models below."""
 
     hidden_hook_name = "hidden"
+
+    def unembedding(self, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return _as(self.W_U, dtype).T
+
+    def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.W_U.to(hidden.dtype)
+
+
+class OneLayerMLP(_PairReadout):
+    """The paper's one-hidden-layer MLP (see the module docstring)."""
 
     def __init__(self, n: int, embed_dim: int = 256, hidden_dim: int = 128, *, seed: int = 0,
                  element_perm: torch.Tensor | None = None):
@@ -232,20 +242,12 @@ class OneLayerMLP(GroupModel):
     def embedding_right(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         return _as(self.W_y, dtype) @ _as(self.W[self.embed_dim:], dtype)
 
-    def unembedding(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        return _as(self.W_U, dtype).T
-
     def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         return _relu_sum_all_pairs(left, right)
 
-    def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        return hidden @ self.W_U.to(hidden.dtype)
 
-
-class BilinearNet(GroupModel):
+class BilinearNet(_PairReadout):
     """The paper's bilinear network: ``logits = (W_x[a] * W_y[b]) @ W_U``."""
-
-    hidden_hook_name = "hidden"
 
     def __init__(self, n: int, embed_dim: int = 256, *, seed: int = 0,
                  element_perm: torch.Tensor | None = None):
@@ -273,20 +275,12 @@ class BilinearNet(GroupModel):
     def embedding_right(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         return _as(self.W_y, dtype)
 
-    def unembedding(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        return _as(self.W_U, dtype).T
-
     def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         return (left[:, None, :] * right[None, :, :]).reshape(left.shape[0] * right.shape[0], -1)
 
-    def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        return hidden @ self.W_U.to(hidden.dtype)
 
-
-class WuMLP(GroupModel):
+class WuMLP(_PairReadout):
     """Wu et al.'s one-hidden-layer MLP: ``logits = relu(W_l[a] + W_r[b]) @ W_U`` (see the module docstring)."""
-
-    hidden_hook_name = "hidden"
 
     def __init__(self, n: int, hidden_dim: int = 128, *, seed: int = 0, element_perm: torch.Tensor | None = None):
         super().__init__()
@@ -314,14 +308,8 @@ class WuMLP(GroupModel):
     def embedding_right(self, dtype: torch.dtype | None = None) -> torch.Tensor:
         return _as(self.W_r, dtype)
 
-    def unembedding(self, dtype: torch.dtype | None = None) -> torch.Tensor:
-        return _as(self.W_U, dtype).T
-
     def hidden_from_embeddings(self, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
         return _relu_sum_all_pairs(left, right)
-
-    def logits_from_hidden(self, hidden: torch.Tensor, pairs: torch.Tensor) -> torch.Tensor:
-        return hidden @ self.W_U.to(hidden.dtype)
 
 
 # --- transformer components (TransformerLens names) -------------------------------------------------

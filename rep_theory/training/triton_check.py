@@ -26,12 +26,12 @@ logger = logging.getLogger(__name__)
 __all__ = ["triton_enabled", "self_checked", "on_device"]
 
 _READY: dict[tuple[str, str], bool] = {}
+_HAVE_TRITON = importlib.util.find_spec("triton") is not None  # CUDA builds of torch ship it; the CPU build has none
 
 
 def triton_enabled() -> bool:
     """Triton is importable and ``REP_THEORY_TRITON`` is not ``0``."""
-    # Triton ships with CUDA builds of torch; the CPU build has none
-    return os.environ.get("REP_THEORY_TRITON", "1") != "0" and importlib.util.find_spec("triton") is not None
+    return _HAVE_TRITON and os.environ.get("REP_THEORY_TRITON", "1") != "0"
 
 
 def on_device(device: torch.device):
