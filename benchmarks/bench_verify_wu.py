@@ -10,7 +10,7 @@ Printed per group and method: models with bound >= 0.95 (number and fraction), t
 the median of ``seconds(method) / seconds(brute)`` per model (proof seconds, best of ``--repeats``)
 and the median FLOP ratio; per group the number of models that generalised (exact accuracy >= 99%
 over all pairs; the test accuracy of the training log is printed too).  Per-model rows go to
-``--out`` (JSON).
+``--out`` (JSON), rewritten after every model, so a run cut short keeps what it finished.
 
 Run: ``python benchmarks/bench_verify_wu.py [--groups S4 A4] [--seeds 100] [--repeats 3] [--threads 1]``;
 ``--cache DIR`` keeps the trained models and reuses them on the next run (same configs only), so the
@@ -41,7 +41,19 @@ ROOT = Path(__file__).resolve().parents[1]
 GENERALISED = 0.99
 
 
-def run_group(spec: str, args) -> list[dict]:
+def write_rows(args, rows: list[dict], wall: float) -> Path:
+    """Write the rows so far to ``--out`` (atomically: a run cut short keeps every finished model)."""
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "machine": platform.platform(),
+                               "threads": args.threads, "verify_threads": args.verify_threads or args.threads,
+                               "rows": rows}, indent=1))
+    tmp.replace(out)
+    return out
+
+
+def run_group(spec: str, args, done: list[dict] = (), t_start: float = 0.0) -> list[dict]:
     G = get_group(spec)
     overrides = {"device": args.device, "log_every": 1000}
     if args.epochs is not None:
@@ -90,6 +102,7 @@ def run_group(spec: str, args) -> list[dict]:
                 if m.startswith("fourier"):
                     row["methods"][m]["size"] = [r.details["n_cores"], r.details["rank"]]
         rows.append(row)
+        write_rows(args, [*done, *rows], time.perf_counter() - t_start)   # after every model
     return rows
 
 
@@ -143,15 +156,11 @@ def main() -> None:
     t0 = time.perf_counter()
     all_rows = []
     for spec in args.groups:
-        rows = run_group(spec, args)
+        rows = run_group(spec, args, all_rows, t0)
         summarise(rows, args.methods)
         all_rows.extend(rows)
     wall = time.perf_counter() - t0
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "machine": platform.platform(),
-                               "threads": args.threads, "verify_threads": args.verify_threads or args.threads,
-                               "rows": all_rows}, indent=1))
+    out = write_rows(args, all_rows, wall)
     print(f"\nwall {wall:.0f} s; rows written to {out}")
 
 
