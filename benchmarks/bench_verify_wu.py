@@ -20,7 +20,6 @@ verifiers can be timed again, e.g. with another ``--verify-threads``, without tr
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
@@ -33,7 +32,7 @@ from rep_theory.algebra.groups import get_group
 from rep_theory.explain.proofs import METHODS, verify
 from rep_theory.explain.proofs.fourier_search import add_size_arguments
 from rep_theory.training.config import wu_recipe
-from rep_theory.io import load_checked, save_checked
+from rep_theory.io import atomic_write_json, load_checked, save_checked
 from rep_theory.training.models import make_model
 from rep_theory.training.train import fit
 
@@ -43,14 +42,9 @@ GENERALISED = 0.99
 
 def write_rows(args, rows: list[dict], wall: float) -> Path:
     """Write the rows so far to ``--out`` (atomically: a run cut short keeps every finished model)."""
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "machine": platform.platform(),
-                               "threads": args.threads, "verify_threads": args.verify_threads or args.threads,
-                               "rows": rows}, indent=1))
-    tmp.replace(out)
-    return out
+    return atomic_write_json(args.out, {"args": vars(args), "wall_seconds": wall, "machine": platform.platform(),
+                                        "threads": args.threads, "verify_threads": args.verify_threads or args.threads,
+                                        "rows": rows}, indent=1)
 
 
 def run_group(spec: str, args, done: list[dict] = (), t_start: float = 0.0) -> list[dict]:
